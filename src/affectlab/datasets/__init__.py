@@ -1,0 +1,71 @@
+"""Dataset readers and synthetic writers, one module per dataset.
+
+Each module defines ``SPEC`` (a :class:`~affectlab.datasets.base.DatasetSpec`) with a reader that
+yields :class:`~affectlab.datasets.base.Recording` objects from the released file layout and a
+writer that produces a synthetic copy in that same layout. Nothing outside this package knows a
+file layout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from affectlab.datasets.base import DatasetSpec, Recording
+from affectlab.errors import UnknownNameError
+
+DATASET_MODULES = {
+    "deap": "affectlab.datasets.deap",
+    "seed": "affectlab.datasets.seed",
+    "seed_iv": "affectlab.datasets.seed_iv",
+    "seed_v": "affectlab.datasets.seed_v",
+    "dreamer": "affectlab.datasets.dreamer",
+    "amigos": "affectlab.datasets.amigos",
+    "mahnob": "affectlab.datasets.mahnob",
+}
+DATASET_NAMES = tuple(DATASET_MODULES)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of a dataset; an unknown name lists the valid ones."""
+    key = name.lower().replace("-", "_")
+    if key not in DATASET_MODULES:
+        raise UnknownNameError("dataset", name, DATASET_MODULES)
+    return importlib.import_module(DATASET_MODULES[key]).SPEC
+
+
+def iter_recordings(name: str, root: str | Path, subjects: Sequence[int] | None = None,
+                    **options) -> Iterator[Recording]:
+    """Yield the recordings of dataset ``name`` found under ``root``.
+
+    ``options`` go to the reader (``face_dir``, ``nan_policy``, ...).
+    """
+    return get_spec(name).reader(Path(root), subjects=subjects, **options)
+
+
+def synth(out: str | Path, datasets: Sequence[str] | None = None, n_subjects: int = 4,
+          seed: int = 0, seconds: float | None = None, progress=None) -> dict:
+    """Write synthetic copies of ``datasets`` (all by default) under ``out/<name>/``.
+
+    Returns the manifest (also written to ``out/manifest.json``): per dataset, the latent labels
+    and nuisance parameters that generated each trial. ``seconds`` overrides each dataset's
+    default (shortened) stimulus length.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    for name in datasets or DATASET_NAMES:
+        spec = get_spec(name)
+        start = time.perf_counter()
+        entry = spec.writer(out / spec.name, n_subjects=n_subjects, seed=seed, seconds=seconds)
+        entry["seconds_to_write"] = round(time.perf_counter() - start, 2)
+        entry.update(seed=seed, n_subjects=n_subjects, layout=spec.layout)
+        manifest[spec.name] = entry
+        if progress is not None:
+            progress(spec.name, entry)
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    return manifest

@@ -1,0 +1,234 @@
+"""Reader-side data types shared by every dataset module.
+
+A reader turns the released files of one dataset into :class:`Recording` objects, one per
+(subject, session, trial). Nothing outside :mod:`affectlab.datasets` knows a file layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from affectlab.errors import ConfigError, DatasetFormatError
+
+RATING_NAMES = ("valence", "arousal", "dominance", "liking")
+NAN_POLICIES = ("raise", "mark_missing")
+
+
+@dataclass
+class Stream:
+    """A continuous signal of one modality.
+
+    data: ``(n_channels, n_times)`` float array at ``sfreq`` Hz.
+    onset_s: time of stimulus onset inside ``data``; what precedes it is the pre-stimulus
+        baseline (DEAP 3 s, DREAMER 61 s, MAHNOB about 30 s, AMIGOS 5 s).
+    valid: optional ``(n_times,)`` boolean mask of usable samples (face frames whose tracking
+        failed are ``False``; they are masked, never averaged in).
+    """
+
+    data: np.ndarray
+    sfreq: float
+    ch_names: list[str]
+    onset_s: float = 0.0
+    valid: np.ndarray | None = None
+    units: str = ""
+
+    @property
+    def n_times(self) -> int:
+        return int(self.data.shape[-1])
+
+    @property
+    def stimulus_s(self) -> float:
+        """Duration of the stimulus part, in seconds."""
+        return self.n_times / self.sfreq - self.onset_s
+
+
+@dataclass
+class Features:
+    """Per-window features released with a dataset (SEED DE, SEED-IV eye features, ...).
+
+    data: ``(n_windows, *feature_shape)``; ``axes`` names every axis, e.g.
+    ``("window", "channel", "band")``; windows are ``window_s`` long and do not overlap.
+    """
+
+    data: np.ndarray
+    window_s: float
+    axes: tuple[str, ...]
+    feature_names: list[str] | None = None
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.data.shape[0])
+
+
+@dataclass
+class Recording:
+    """One trial of one subject in one session, with every modality that was recorded."""
+
+    dataset: str
+    subject: int
+    session: int
+    trial: int
+    stimulus: str
+    streams: dict[str, Stream] = field(default_factory=dict)
+    features: dict[str, Features] = field(default_factory=dict)
+    ratings: dict[str, float] = field(default_factory=dict)
+    native_label: int | None = None
+    missing: set[str] = field(default_factory=set)
+    source: str = ""
+
+    def rating(self, name: str) -> float:
+        return float(self.ratings.get(name, math.nan))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset is: its modalities, label conventions and how to read / synthesise it."""
+
+    name: str
+    title: str
+    modalities: tuple[str, ...]
+    feature_sets: tuple[str, ...]
+    rating_scale: tuple[float, float] | None
+    native_classes: tuple[str, ...] | None
+    n_sessions: int
+    layout: str
+    reader: Callable[..., Iterator[Recording]]
+    writer: Callable[..., dict]
+
+
+def check_nan_policy(nan_policy: str) -> None:
+    if nan_policy not in NAN_POLICIES:
+        raise ConfigError("nan_policy", f"got {nan_policy!r}; allowed: {', '.join(NAN_POLICIES)}")
+
+
+def require_dir(path: Path, what: str, expected: str) -> Path:
+    """Return ``path`` if it is a folder, else raise naming what should have been there."""
+    if not path.is_dir():
+        raise DatasetFormatError(path, f"{what} folder not found", expected)
+    return path
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DatasetFormatError(path, f"{what} not found")
+    return path
+
+
+def resolve_root(root: str | Path, markers: Sequence[str], dataset: str) -> Path:
+    """Find the dataset's top folder: ``root`` itself, its parent, or a child holding a marker.
+
+    ``markers`` are names (files or folders) that the top folder must contain. The inner folder
+    (for example DEAP's ``data_preprocessed_python``) is accepted when that is unambiguous.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetFormatError(
+            root, f"{dataset} root does not exist", f"a folder holding {' or '.join(markers)}"
+        )
+    for candidate in (root, root.parent, *sorted(p for p in root.iterdir() if p.is_dir())):
+        if any((candidate / marker).exists() for marker in markers):
+            return candidate
+    if root.name in markers:
+        return root.parent
+    raise DatasetFormatError(
+        root, f"not a {dataset} folder", f"a folder holding {' or '.join(markers)}"
+    )
+
+
+def check_array(
+    array: np.ndarray,
+    path: str | Path,
+    key: str,
+    ndim: int | None = None,
+    shape: Sequence[int | None] | None = None,
+) -> np.ndarray:
+    """Check dimensionality / shape of an array read from ``path[key]``; name both on failure.
+
+    ``shape`` entries that are ``None`` match any length.
+    """
+    array = np.asarray(array)
+    if ndim is not None and array.ndim != ndim:
+        raise DatasetFormatError(
+            path, f"key '{key}' has shape {array.shape}", f"{ndim} dimensions"
+        )
+    if shape is not None:
+        ok = array.ndim == len(shape) and all(
+            want is None or want == got for want, got in zip(shape, array.shape, strict=False)
+        )
+        if not ok:
+            wanted = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+            raise DatasetFormatError(path, f"key '{key}' has shape {array.shape}", wanted)
+    if not np.issubdtype(array.dtype, np.number):
+        raise DatasetFormatError(path, f"key '{key}' has dtype {array.dtype}", "a numeric array")
+    return array
+
+
+def has_nan(array: np.ndarray) -> bool:
+    return bool(np.isnan(array).any()) if np.issubdtype(array.dtype, np.floating) else False
+
+
+def apply_nan_policy(
+    recording: Recording, modality: str, array: np.ndarray, path: str | Path, key: str,
+    nan_policy: str,
+) -> bool:
+    """Return True if ``array`` may be used; otherwise mark the modality missing or raise.
+
+    Under ``nan_policy="raise"`` a NaN is an error that names the file and key; under
+    ``"mark_missing"`` the modality is recorded as missing for this trial (never zero-filled).
+    """
+    if not has_nan(array):
+        return True
+    if nan_policy == "raise":
+        raise DatasetFormatError(
+            path,
+            f"key '{key}' ({modality}) contains NaN",
+            "finite values; pass nan_policy='mark_missing' (--set data.nan_policy=mark_missing)"
+            " to record this modality as missing for the trial",
+        )
+    recording.missing.add(modality)
+    return False
+
+
+def check_recording(recording: Recording, spec: DatasetSpec) -> None:
+    """Conformance check every reader's output passes (used by the reader tests).
+
+    Raises ``AssertionError`` with a description of the first violation.
+    """
+    where = f"{spec.name} subject {recording.subject} session {recording.session} trial " \
+        f"{recording.trial}"
+    assert recording.dataset == spec.name, where
+    assert recording.subject >= 1 and recording.session >= 1 and recording.trial >= 1, where
+    assert 1 <= recording.session <= spec.n_sessions, where
+    assert recording.stimulus, f"{where}: empty stimulus id"
+    known = set(spec.modalities) | set(spec.feature_sets)
+    for name, stream in recording.streams.items():
+        assert name in spec.modalities, f"{where}: unknown modality {name}"
+        assert stream.data.ndim == 2, f"{where}: {name} is not (channels, time)"
+        assert stream.data.dtype in (np.float32, np.float64), f"{where}: {name} dtype"
+        assert len(stream.ch_names) == stream.data.shape[0], f"{where}: {name} channel names"
+        assert stream.sfreq > 0 and stream.onset_s >= 0, f"{where}: {name} sfreq / onset"
+        assert stream.onset_s * stream.sfreq < stream.n_times, f"{where}: {name} no stimulus"
+        if stream.valid is not None:
+            assert stream.valid.shape == (stream.n_times,), f"{where}: {name} mask shape"
+        assert np.isfinite(stream.data).all(), f"{where}: {name} has non-finite values"
+    for name, feats in recording.features.items():
+        assert name in spec.feature_sets, f"{where}: unknown feature set {name}"
+        assert feats.data.ndim == len(feats.axes), f"{where}: {name} axes"
+        assert feats.axes[0] == "window" and feats.window_s > 0, f"{where}: {name} windows"
+    assert not (recording.missing & (set(recording.streams) | set(recording.features))), (
+        f"{where}: a modality is both present and missing"
+    )
+    assert recording.missing <= known, f"{where}: unknown missing modality"
+    if spec.rating_scale is not None:
+        low, high = spec.rating_scale
+        for name in ("valence", "arousal"):
+            value = recording.rating(name)
+            assert low <= value <= high, f"{where}: {name} rating {value} outside {low}-{high}"
+    if spec.native_classes is not None:
+        assert recording.native_label is not None, f"{where}: no native label"
+        assert 0 <= recording.native_label < len(spec.native_classes), f"{where}: native label"

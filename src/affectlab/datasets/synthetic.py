@@ -1,0 +1,345 @@
+"""Synthetic signals with known emotional effects, shared by every dataset writer.
+
+``affectlab synth`` writes each dataset in its released file format (the writers live next to
+the readers, one module per dataset); this module only makes the numbers. Every signal carries
+effects of a latent valence / arousal pair in [-1, 1] (and, for datasets with discrete classes, a
+small class-specific EEG topography), so methods have something real to learn:
+
+* EEG: alpha power falls and beta / gamma power rise with arousal; frontal alpha asymmetry and
+  gamma power follow valence; a per-class theta topography; emotional "events" modulate gamma.
+* Face (OpenFace columns): AU06 / AU12 (smile) rise with valence, AU04 / AU15 with negative
+  valence, AU01 / AU02 / AU05 / AU26 with arousal; mouth-corner and brow landmarks move with
+  them; the face stream lags the EEG by a per-subject 0.2-0.6 s (a small misalignment).
+* Peripheral: skin conductance level and responses, heart rate and respiration rate rise with
+  arousal; skin temperature drifts down with arousal; zygomatic EMG with positive valence.
+* Eye features: pupil diameter rises with arousal; fixation / saccade statistics load on
+  valence and arousal through a fixed random loading.
+
+Nuisance structure: per-subject gain, per-subject spectral shift (band centres move by up to
++-1.5 Hz) and per-subject feature offsets; per-session gain drift; about 10 % noisy trials
+(broadband noise and spikes). All randomness comes from ``numpy.random.Generator`` objects seeded
+from (seed, dataset, subject), so a dataset is reproducible and independent of the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from affectlab.datasets.channels import BANDS, hemisphere, is_frontal
+
+BAND_EDGES = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 14.0),
+              "beta": (14.0, 31.0), "gamma": (31.0, 50.0)}
+
+# Latent (valence, arousal) of the datasets' discrete emotion classes.
+EMOTION_VA = {
+    "negative": (-0.85, 0.3), "neutral": (0.0, -0.2), "positive": (0.85, 0.4),
+    "sad": (-0.8, -0.6), "fear": (-0.7, 0.9), "happy": (0.85, 0.5), "disgust": (-0.6, 0.35),
+}
+
+AU_NAMES = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12", "AU14",
+            "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45")
+# Loading of every AU on (valence, arousal).
+AU_LOADING = {
+    "AU01": (-0.2, 0.8), "AU02": (0.0, 0.7), "AU04": (-0.9, 0.2), "AU05": (0.0, 0.8),
+    "AU06": (0.9, 0.2), "AU07": (-0.3, 0.3), "AU09": (-0.5, 0.1), "AU10": (-0.3, 0.1),
+    "AU12": (1.0, 0.2), "AU14": (0.3, 0.0), "AU15": (-0.7, -0.1), "AU17": (-0.4, 0.0),
+    "AU20": (-0.3, 0.5), "AU23": (-0.3, 0.2), "AU25": (0.3, 0.5), "AU26": (0.1, 0.7),
+    "AU45": (0.0, -0.3),
+}
+
+
+def stable_seed(*parts: object) -> list[int]:
+    """Seed material from strings / ints that does not depend on Python's hash salt."""
+    return [zlib.crc32(str(p).encode()) for p in parts]
+
+
+def rng_for(seed: int, *parts: object) -> np.random.Generator:
+    return np.random.default_rng([seed, *stable_seed(*parts)])
+
+
+@dataclass
+class SubjectProfile:
+    """Per-subject nuisance parameters (written to the manifest)."""
+
+    subject: int
+    gain: float
+    spectral_shift_hz: float
+    band_offsets: list[float]
+    face_lag_s: float
+    hr_bpm: float
+    scl_us: float
+    pupil_mm: float
+    temp_c: float
+    resp_hz: float
+    feature_offset: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, subject: int) -> SubjectProfile:
+        return cls(
+            subject=subject,
+            gain=float(rng.uniform(0.6, 1.6)),
+            spectral_shift_hz=float(rng.uniform(-1.5, 1.5)),
+            band_offsets=[float(x) for x in rng.normal(0.0, 0.25, len(BANDS))],
+            face_lag_s=float(rng.uniform(0.2, 0.6)),
+            hr_bpm=float(rng.uniform(60, 80)),
+            scl_us=float(rng.uniform(2.0, 8.0)),
+            pupil_mm=float(rng.uniform(3.0, 4.5)),
+            temp_c=float(rng.uniform(31.0, 34.0)),
+            resp_hz=float(rng.uniform(0.2, 0.3)),
+            feature_offset=float(rng.normal(0.0, 0.5)),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrialLatent:
+    """The hidden truth of one trial: what the signals were generated from."""
+
+    valence: float
+    arousal: float
+    class_index: int | None = None
+    noisy: bool = False
+    session_gain: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rating_from_latent(value: float, low: float, high: float, rng: np.random.Generator,
+                       integer: bool = False) -> float:
+    """Map a latent value in [-1, 1] to a self-report on [low, high] with report noise."""
+    mid, half = (low + high) / 2, (high - low) / 2
+    rating = float(np.clip(mid + half * value + rng.normal(0, 0.12 * half), low, high))
+    return float(np.rint(rating)) if integer else round(rating, 2)
+
+
+def draw_latent(rng: np.random.Generator, class_name: str | None = None,
+                class_index: int | None = None, session_gain: float = 1.0,
+                noisy_rate: float = 0.1) -> TrialLatent:
+    """A trial's latent state: from a class (with jitter) or uniformly in the VA plane."""
+    if class_name is not None:
+        v, a = EMOTION_VA[class_name]
+        v, a = v + rng.normal(0, 0.1), a + rng.normal(0, 0.1)
+    else:
+        v, a = rng.uniform(-1, 1, 2)
+    return TrialLatent(float(np.clip(v, -1, 1)), float(np.clip(a, -1, 1)), class_index,
+                       bool(rng.random() < noisy_rate), session_gain)
+
+
+def event_envelope(rng: np.random.Generator, n_times: int, sfreq: float,
+                   lag_s: float = 0.0, events: np.ndarray | None = None) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Emotional events (about one per 8 s) as a sum of 1 s Gaussian bumps, shifted by lag_s.
+
+    Returns ``(envelope (n_times,), event_times_s)``; pass the times back in to make a second,
+    lagged modality share the same events.
+    """
+    duration = n_times / sfreq
+    if events is None:
+        events = np.sort(rng.uniform(0, duration, max(1, int(duration / 8))))
+    t = np.arange(n_times) / sfreq
+    env = np.exp(-0.5 * ((t[:, None] - events[None, :] - lag_s) / 0.5) ** 2).sum(axis=1)
+    return np.minimum(env, 1.5), events
+
+
+def band_limited_noise(rng: np.random.Generator, n_channels: int, n_times: int, sfreq: float,
+                       low: float, high: float) -> np.ndarray:
+    """Unit-variance Gaussian noise restricted to [low, high] Hz, ``(n_channels, n_times)``."""
+    spectrum = np.fft.rfft(rng.standard_normal((n_channels, n_times)), axis=1)
+    freqs = np.fft.rfftfreq(n_times, 1 / sfreq)
+    spectrum[:, (freqs < low) | (freqs >= high)] = 0
+    out = np.fft.irfft(spectrum, n=n_times, axis=1)
+    return out / (out.std(axis=1, keepdims=True) + 1e-12)
+
+
+def class_topography(class_index: int, n_channels: int) -> np.ndarray:
+    """A fixed spatial pattern per class (same for every subject), values around 0."""
+    return np.random.default_rng([977, class_index, n_channels]).normal(0, 1, n_channels)
+
+
+def eeg_band_log_gains(ch_names: list[str], latent: TrialLatent, profile: SubjectProfile,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Log amplitude of every (channel, band): effects + subject offsets + trial jitter."""
+    n = len(ch_names)
+    side = np.array([hemisphere(c) for c in ch_names], float)
+    frontal = np.array([is_frontal(c) for c in ch_names], float)
+    v, a = latent.valence, latent.arousal
+    gains = np.zeros((n, len(BANDS)))
+    gains[:, 0] += 0.1 * a                      # delta
+    gains[:, 1] += 0.25 * a                     # theta
+    gains[:, 2] += -0.45 * a - 0.3 * v * side * (0.5 + frontal)   # alpha, frontal asymmetry
+    gains[:, 3] += 0.35 * a + 0.1 * v           # beta
+    gains[:, 4] += 0.4 * v + 0.3 * a            # gamma
+    if latent.class_index is not None:
+        gains[:, 1] += 0.3 * class_topography(latent.class_index, n)
+    gains += np.asarray(profile.band_offsets)[None, :]
+    gains += rng.normal(0, 0.12, gains.shape)    # trial-to-trial variability
+    return gains
+
+
+def eeg(rng: np.random.Generator, ch_names: list[str], n_times: int, sfreq: float,
+        latent: TrialLatent, profile: SubjectProfile, envelope: np.ndarray | None = None,
+        scale_uv: float = 10.0) -> np.ndarray:
+    """Synthetic EEG in microvolts, ``(n_channels, n_times)`` float64."""
+    n = len(ch_names)
+    log_gains = eeg_band_log_gains(ch_names, latent, profile, rng)
+    pink = {"delta": 2.0, "theta": 1.4, "alpha": 1.2, "beta": 0.7, "gamma": 0.45}
+    shift = profile.spectral_shift_hz
+    out = np.zeros((n, n_times))
+    nyquist = sfreq / 2
+    for b, band in enumerate(BANDS):
+        low, high = BAND_EDGES[band]
+        low, high = max(0.5, low + shift), min(high + shift, nyquist - 1)
+        if low >= high:
+            continue
+        comp = band_limited_noise(rng, n, n_times, sfreq, low, high)
+        comp *= (pink[band] * np.exp(log_gains[:, b]))[:, None]
+        if band == "gamma" and envelope is not None:
+            comp *= 1.0 + 0.6 * envelope[None, :] * (0.5 + 0.5 * latent.arousal)
+        out += comp
+    out += 0.15 * rng.standard_normal((n, n_times))      # sensor noise
+    out *= scale_uv * profile.gain * latent.session_gain
+    if latent.noisy:
+        out += scale_uv * 3 * rng.standard_normal((n, n_times))
+        spikes = rng.integers(0, n_times, size=max(1, n_times // 500))
+        out[:, spikes] += scale_uv * 20 * rng.standard_normal((n, spikes.size))
+    return out
+
+
+def quantize(x: np.ndarray, step: float = 1 / 64) -> np.ndarray:
+    """Round to an ADC-like step (a power-of-two fraction: exact in float64, compresses well)."""
+    return np.round(x / step) * step
+
+
+def heart_beats(rng: np.random.Generator, duration_s: float, hr_bpm: float) -> np.ndarray:
+    rr = 60.0 / hr_bpm
+    n = int(duration_s / rr) + 2
+    intervals = rr * (1 + rng.normal(0, 0.04, n))
+    return np.cumsum(intervals) - intervals[0] * rng.uniform(0, 1)
+
+
+def heart_rate(latent: TrialLatent, profile: SubjectProfile) -> float:
+    return profile.hr_bpm + 9.0 * latent.arousal
+
+
+def ecg(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
+        profile: SubjectProfile, n_leads: int = 2) -> np.ndarray:
+    """ECG-like trace (mV): narrow R peaks and T waves at a heart rate that rises with arousal."""
+    t = np.arange(n_times) / sfreq
+    beats = heart_beats(rng, n_times / sfreq, heart_rate(latent, profile))
+    d = t[:, None] - beats[None, :]
+    trace = (np.exp(-0.5 * (d / 0.012) ** 2) + 0.25 * np.exp(-0.5 * ((d - 0.25) / 0.04) ** 2))
+    trace = trace.sum(axis=1)
+    leads = np.stack([trace * (1.0 - 0.2 * i) for i in range(n_leads)])
+    return leads + 0.03 * rng.standard_normal(leads.shape)
+
+
+def ppg(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
+        profile: SubjectProfile) -> np.ndarray:
+    """Plethysmograph-like pulse wave, ``(n_times,)``."""
+    t = np.arange(n_times) / sfreq
+    beats = heart_beats(rng, n_times / sfreq, heart_rate(latent, profile))
+    d = t[:, None] - beats[None, :]
+    pulse = np.where(d > 0, d / 0.1 * np.exp(1 - d / 0.1), 0.0).sum(axis=1)
+    return pulse + 0.05 * rng.standard_normal(n_times)
+
+
+def skin_conductance(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
+                     profile: SubjectProfile, envelope: np.ndarray) -> np.ndarray:
+    """Skin conductance in microsiemens: tonic level + phasic responses to events."""
+    level = profile.scl_us * (1 + 0.25 * latent.arousal)
+    drift = np.cumsum(rng.normal(0, 0.002, n_times))
+    return level + (0.4 + 0.3 * latent.arousal) * envelope + drift
+
+
+def respiration(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
+                profile: SubjectProfile) -> np.ndarray:
+    t = np.arange(n_times) / sfreq
+    rate = profile.resp_hz * (1 + 0.2 * latent.arousal)
+    phase = 2 * np.pi * rate * t + np.cumsum(rng.normal(0, 0.01, n_times))
+    return np.sin(phase) * (1 + 0.1 * latent.arousal) + 0.05 * rng.standard_normal(n_times)
+
+
+def skin_temperature(rng: np.random.Generator, n_times: int, sfreq: float,
+                     latent: TrialLatent, profile: SubjectProfile) -> np.ndarray:
+    t = np.arange(n_times) / sfreq
+    slope = -0.004 * latent.arousal
+    return profile.temp_c + slope * t + 0.01 * rng.standard_normal(n_times)
+
+
+def emg(rng: np.random.Generator, n_times: int, sfreq: float, amplitude: float) -> np.ndarray:
+    high = min(100.0, sfreq / 2 - 1)
+    return amplitude * band_limited_noise(rng, 1, n_times, sfreq, min(20.0, high / 2), high)[0]
+
+
+def au_intensities(rng: np.random.Generator, n_frames: int, fps: float, latent: TrialLatent,
+                   envelope: np.ndarray) -> np.ndarray:
+    """AU intensities on OpenFace's 0-5 scale, ``(n_frames, 17)`` in :data:`AU_NAMES` order."""
+    load = np.array([AU_LOADING[a] for a in AU_NAMES])        # (17, 2)
+    drive = load @ np.array([latent.valence, latent.arousal])  # (17,)
+    walk = np.cumsum(rng.normal(0, 0.05, (n_frames, len(AU_NAMES))), axis=0)
+    walk -= walk.mean(axis=0)
+    level = 0.8 + 0.9 * np.clip(drive, -1, None) + 0.15 * walk
+    level = level + (0.8 * np.clip(drive, 0, None))[None, :] * envelope[:, None]
+    return np.clip(level + rng.normal(0, 0.15, level.shape), 0, 5)
+
+
+def face_landmarks_3d(rng: np.random.Generator, n_frames: int, latent: TrialLatent,
+                      envelope: np.ndarray, subject_rng: np.random.Generator) -> np.ndarray:
+    """68 3-D landmarks in mm, ``(n_frames, 3, 68)`` (X, Y, Z rows as OpenFace writes them)."""
+    angle = np.linspace(-0.9 * np.pi, -0.1 * np.pi, 17)
+    jaw = np.stack([70 * np.cos(angle), -80 * np.sin(angle) - 10, np.zeros(17)])
+    brows = np.stack([np.r_[np.linspace(-55, -10, 5), np.linspace(10, 55, 5)],
+                      np.full(10, -45.0), np.full(10, -15.0)])
+    nose = np.stack([np.r_[np.zeros(4), np.linspace(-15, 15, 5)],
+                     np.r_[np.linspace(-35, -5, 4), np.full(5, 5.0)],
+                     np.r_[np.linspace(-20, -35, 4), np.full(5, -25.0)]])
+    eye_x = np.r_[np.linspace(-45, -15, 6), np.linspace(15, 45, 6)]
+    eyes = np.stack([eye_x, np.tile([-28, -31, -31, -28, -25, -25], 2).astype(float),
+                     np.full(12, -10.0)])
+    mouth_x = np.r_[np.linspace(-25, 25, 12), np.linspace(-18, 18, 8)]
+    mouth = np.stack([mouth_x, np.r_[np.full(12, 30.0), np.full(8, 32.0)], np.full(20, -18.0)])
+    template = np.concatenate([jaw, brows, nose, eyes, mouth], axis=1)  # (3, 68)
+    template = template * subject_rng.uniform(0.9, 1.1) + subject_rng.normal(0, 1.5, (3, 68))
+    frames = np.repeat(template[None], n_frames, axis=0)
+    smile = (0.6 * latent.valence) * (1 + envelope)               # mouth corners up and out
+    frames[:, 1, [48, 54]] -= 4 * smile[:, None]
+    frames[:, 0, 48] -= 2 * smile
+    frames[:, 0, 54] += 2 * smile
+    brow = (0.5 * latent.arousal) * (1 + envelope)                 # brows raised
+    frames[:, 1, 17:27] -= 3 * brow[:, None]
+    head = np.cumsum(rng.normal(0, 0.3, (n_frames, 3, 1)), axis=0)
+    frames += head + rng.normal(0, 0.4, frames.shape)
+    frames[:, 2, :] += 500.0                                       # distance to the camera
+    return frames
+
+
+def gaze(rng: np.random.Generator, n_frames: int, latent: TrialLatent) -> np.ndarray:
+    """Gaze angles in radians, ``(n_frames, 2)``; arousal widens the scan."""
+    spread = 0.05 + 0.05 * (latent.arousal + 1)
+    return np.cumsum(rng.normal(0, spread / 5, (n_frames, 2)), axis=0) * 0.2 + rng.normal(
+        0, spread, (n_frames, 2))
+
+
+_EYE_LOADING = np.random.default_rng(4242).normal(0, 0.5, (33, 2))
+_EYE_LOADING[:12, 1] += 1.0      # pupil features follow arousal
+_EYE_LOADING[12:20, 0] += 0.6    # dispersion / fixation follow valence
+
+
+def eye_features(rng: np.random.Generator, n_windows: int, n_features: int,
+                 latent: TrialLatent, profile: SubjectProfile) -> np.ndarray:
+    """Eye-movement statistics per window, ``(n_windows, n_features)`` (31 or 33)."""
+    drive = _EYE_LOADING[:n_features] @ np.array([latent.valence, latent.arousal])
+    base = np.linspace(1.0, 3.0, n_features) + profile.feature_offset
+    base[:2] = profile.pupil_mm
+    walk = np.cumsum(rng.normal(0, 0.1, (n_windows, n_features)), axis=0) * 0.3
+    noise = rng.normal(0, 0.6, (n_windows, n_features))
+    out = base + 0.8 * drive + walk + noise
+    if latent.noisy:
+        out += rng.normal(0, 1.5, out.shape)
+    return out
