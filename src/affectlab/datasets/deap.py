@@ -184,19 +184,17 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             presentation = int(np.flatnonzero(order == k + 1)[0]) + 1
             face = with_face and not (subject == 3 and presentation == 5)
             if face:
-                lag = profile.face_lag_s
                 openface.synthesize_face(
                     root / FACE_DIR / f"s{subject:02d}" / f"s{subject:02d}_trial"
                     f"{presentation:02d}.csv", rng, syn.rng_for(seed, "deap-face", subject),
-                    seconds, 25.0, latent,
-                    lambda n, fps, ev=env_events, lag=lag: syn.event_envelope(
-                        rng, n, fps, lag_s=lag, events=ev)[0])
+                    seconds, 25.0, latent, env_events, profile.face_lag_s)
             trials_manifest.append({"subject": subject, "trial": k + 1, "video": k + 1,
                                     "presentation_trial": presentation, "face": face,
                                     **latent.to_dict()})
         for j, video in enumerate(order):
             v, a, d, lk = labels[video - 1]
-            rating_rows.append((subject, j + 1, int(video), 0, v, a, d, lk, int(rng.integers(1, 6))))
+            familiarity = int(rng.integers(1, 6))
+            rating_rows.append((subject, j + 1, int(video), 0, v, a, d, lk, familiarity))
         with open(folder / f"s{subject:02d}.dat", "wb") as handle:
             pickle.dump({"labels": labels, "data": syn.quantize(data)}, handle, protocol=2)
     (root / RATINGS_CSV).parent.mkdir(parents=True, exist_ok=True)

@@ -127,17 +127,18 @@ def read_csv(path: Path, stimulus_onset_s: float = 0.0,
 
 
 def synthesize_face(path: Path, rng: np.random.Generator, subject_rng: np.random.Generator,
-                    duration_s: float, fps: float, latent, envelope_fn,
+                    duration_s: float, fps: float, latent, events: np.ndarray, lag_s: float,
                     dropout_rate: float = 0.03) -> None:
-    """Make and write the face CSV of one trial.
+    """Make and write the face CSV of one trial, starting at stimulus onset.
 
-    ``envelope_fn(n_frames, fps)`` returns the (already lagged) event envelope on the frame grid.
-    About ``dropout_rate`` of the frames fail tracking (``success = 0``), in short runs.
+    ``events`` are the stimulus-time emotional events shared with the other modalities; the face
+    reacts ``lag_s`` later (the small face / EEG misalignment). About ``dropout_rate`` of the
+    frames fail tracking (``success = 0``), in short runs.
     """
     from affectlab.datasets import synthetic as syn
 
     n = int(round(duration_s * fps))
-    env = envelope_fn(n, fps)
+    env = syn.event_envelope(rng, n, fps, lag_s=lag_s, events=events)[0]
     success = np.ones(n, bool)
     for start in rng.integers(0, n, size=max(1, int(n * dropout_rate / 5))):
         success[start:start + 5] = False
