@@ -1,0 +1,111 @@
+"""DEAP reader: synthetic round trip, conformance, face mapping, and bad input."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from affectlab.datasets import get_spec, iter_recordings
+from affectlab.datasets.base import check_recording
+from affectlab.errors import DatasetFormatError, UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def deap_root(synthetic_root):
+    return synthetic_root("deap", n_subjects=3, seconds=4)
+
+
+def test_round_trip_conforms(deap_root):
+    spec = get_spec("deap")
+    recordings = list(iter_recordings("deap", deap_root))
+    assert len(recordings) == 3 * 40
+    for rec in recordings:
+        check_recording(rec, spec)
+    first = recordings[0]
+    assert first.streams["eeg"].data.shape == (32, (3 + 4) * 128)
+    assert first.streams["eeg"].onset_s == 3.0
+    assert first.streams["gsr"].ch_names == ["GSR"]
+
+
+def test_face_present_mapped_and_missing(deap_root):
+    recordings = list(iter_recordings("deap", deap_root))
+    by_subject = {s: [r for r in recordings if r.subject == s] for s in (1, 2, 3)}
+    # the last synthetic subject has no face video at all
+    assert all({"face_au", "face_landmarks", "gaze"} <= r.missing for r in by_subject[3])
+    with_face = [r for r in by_subject[1] if "face_au" in r.streams]
+    assert len(with_face) == 40
+    au = with_face[0].streams["face_au"]
+    assert au.data.shape[0] == 17 and au.sfreq == 25.0 and au.valid is not None
+
+
+def test_subject_selection_and_inner_folder(deap_root):
+    recordings = list(iter_recordings("deap", deap_root / "data_preprocessed_python",
+                                      subjects=[2]))
+    assert {r.subject for r in recordings} == {2}
+
+
+def test_stray_file_is_ignored(deap_root, tmp_path):
+    root = tmp_path / "deap"
+    shutil.copytree(deap_root, root)
+    (root / "data_preprocessed_python" / "notes.txt").write_text("not a subject")
+    assert len(list(iter_recordings("deap", root, subjects=[1]))) == 40
+
+
+def _copy(deap_root, tmp_path):
+    root = tmp_path / "deap"
+    shutil.copytree(deap_root, root)
+    return root
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(DatasetFormatError, match="data_preprocessed_python"):
+        list(iter_recordings("deap", tmp_path))
+
+
+def test_missing_subject_file(deap_root):
+    with pytest.raises(DatasetFormatError, match="s07.dat"):
+        list(iter_recordings("deap", deap_root, subjects=[7]))
+
+
+def test_truncated_pickle(deap_root, tmp_path):
+    root = _copy(deap_root, tmp_path)
+    path = root / "data_preprocessed_python" / "s01.dat"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DatasetFormatError, match="s01.dat.*truncated"):
+        list(iter_recordings("deap", root, subjects=[1]))
+
+
+@pytest.mark.parametrize("content, pattern", [
+    ({"labels": np.zeros((40, 4))}, "key 'data' missing"),
+    ({"data": np.zeros((40, 40, 1000)), "labels": np.zeros((40, 3))}, "'labels' has shape"),
+    ({"data": np.zeros((40, 32, 1000)), "labels": np.zeros((40, 4))}, "'data' has shape"),
+])
+def test_bad_content(deap_root, tmp_path, content, pattern):
+    root = _copy(deap_root, tmp_path)
+    with open(root / "data_preprocessed_python" / "s01.dat", "wb") as handle:
+        pickle.dump(content, handle, protocol=2)
+    with pytest.raises(DatasetFormatError, match=pattern):
+        list(iter_recordings("deap", root, subjects=[1]))
+
+
+def test_nan_raises_or_marks_missing(deap_root, tmp_path):
+    root = _copy(deap_root, tmp_path)
+    path = root / "data_preprocessed_python" / "s01.dat"
+    with open(path, "rb") as handle:
+        content = pickle.load(handle, encoding="latin1")
+    content["data"][2, 36, 500] = np.nan          # GSR of video 3
+    with open(path, "wb") as handle:
+        pickle.dump(content, handle, protocol=2)
+    with pytest.raises(DatasetFormatError, match=r"s01.dat.*data\[2, 36:37\].*NaN"):
+        list(iter_recordings("deap", root, subjects=[1]))
+    recordings = list(iter_recordings("deap", root, subjects=[1], nan_policy="mark_missing"))
+    assert "gsr" in recordings[2].missing and "gsr" not in recordings[2].streams
+    assert "gsr" in recordings[1].streams
+
+
+def test_unknown_dataset():
+    with pytest.raises(UnknownNameError, match="deap"):
+        get_spec("deep")
