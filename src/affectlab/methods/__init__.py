@@ -1,0 +1,19 @@
+"""Methods: baselines and the five paper methods, registered by name.
+
+Importing this package registers every built-in method; :func:`create_method` looks one up.
+"""
+
+from affectlab.methods import baselines  # noqa: E402,F401  (registration)
+from affectlab.methods.base import (
+    METHODS,
+    Method,
+    MethodConfig,
+    Predictions,
+    Split,
+    build_config,
+    create_method,
+    register_method,
+)
+
+__all__ = ["METHODS", "Method", "MethodConfig", "Predictions", "Split", "build_config",
+           "create_method", "register_method"]

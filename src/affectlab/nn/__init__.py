@@ -1,0 +1,1 @@
+"""Layers shared by more than one method (attention variants, encoders, heads)."""

@@ -1,0 +1,468 @@
+"""Data presets: how recordings become a :class:`~affectlab.data.WindowSet`.
+
+A preset is a *plan*: for every output modality, a *form* (how to compute it per window) and a
+source modality of the recordings, plus the window grid (length, stride) and the signal
+preprocessing. Presets are named after the papers whose preprocessing they follow; options
+can be overridden (``--set data.window_s=2``).
+
+The first output of a plan defines the window grid of a trial: its stimulus part (after the
+pre-stimulus baseline) cut into windows of ``window_s`` with ``stride_s``, or the windows of a
+released feature set. Other outputs are computed on the same grid; where a source modality is
+missing for a trial, or a face window holds no valid frame, the values are NaN and the
+window's ``avail_<modality>`` flag is False (never zero-filled).
+
+Forms
+-----
+``de`` / ``psd``     EEG-like stream -> ``(channel, band)`` differential entropy / log Welch PSD
+``released``         a released feature set (SEED DE, SEED-IV eye features, ...) as it is
+``raw``              the windowed signal ``(channel, samples)``
+``stats``            peripheral statistics, several modalities concatenated -> ``(features,)``
+``face``             masked mean of face frames per window -> ``(features,)``
+``face_series``      face frames averaged on a ``step_s`` grid inside each window ->
+                     ``(steps, features)`` (CLMER's serialization)
+``series``           a stream resampled and cut into the window -> ``(samples, channels)``
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from affectlab import features as feat
+from affectlab import signal as sig
+from affectlab.data import WindowSet, concat_meta
+from affectlab.datasets import DATASET_NAMES, get_spec, iter_recordings
+from affectlab.datasets.base import RATING_NAMES, Recording, Stream
+from affectlab.datasets.channels import DEAP_EEG
+from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError
+
+CACHE_VERSION = 1
+SEED_FAMILY = ("seed", "seed_iv", "seed_v")
+FACE_DATASETS = ("deap", "amigos", "mahnob")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named data preset: ``plan(dataset, options) -> (outputs, grid options)``."""
+
+    name: str
+    summary: str
+    datasets: tuple[str, ...]
+    defaults: dict[str, Any]
+    plan: Callable[[str, dict[str, Any]], dict[str, dict[str, Any]]]
+
+
+# --------------------------------------------------------------------------- plans
+
+def _eeg_de_plan(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """EEG DE: the released smoothed features in the SEED family, computed from raw elsewhere."""
+    if dataset in SEED_FAMILY and opts["eeg_source"] == "released":
+        return {"eeg": {"form": "released", "source": opts["released_eeg"]}}
+    return {"eeg": {"form": "de", "source": "eeg", "bands": opts["bands"]}}
+
+
+def _eye_plan(dataset: str) -> dict[str, dict[str, Any]]:
+    return {"eye": {"form": "released", "source": "eye"}} if dataset in SEED_FAMILY else {}
+
+
+def _peripheral_plan(dataset: str) -> dict[str, dict[str, Any]]:
+    sources = {
+        "deap": ("eog", "emg", "gsr", "resp", "ppg", "temp"),
+        "dreamer": ("ecg",), "amigos": ("ecg", "gsr"), "mahnob": ("ecg", "gsr", "resp", "temp"),
+    }.get(dataset)
+    return {"pps": {"form": "stats", "sources": list(sources)}} if sources else {}
+
+
+def _face_plan(dataset: str) -> dict[str, dict[str, Any]]:
+    return {"face_au": {"form": "face", "source": "face_au"}} if dataset in FACE_DATASETS else {}
+
+
+def plan_default(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    return {**_eeg_de_plan(dataset, opts), **_eye_plan(dataset),
+            **_peripheral_plan(dataset), **_face_plan(dataset)}
+
+
+def plan_uf_ama(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    return {**_eeg_de_plan(dataset, opts), **_eye_plan(dataset)}
+
+
+def plan_m2s(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """M2S: EEG DE + the second modality (EYE for the SEED family, PPS 48 for DEAP, ECG 10)."""
+    if dataset == "deap":
+        return {"eeg": {"form": "de", "source": "eeg", "bands": dict(feat.FOUR_BANDS)},
+                "pps": {"form": "stats", "sources": ["eog", "emg", "gsr", "resp", "ppg",
+                                                     "temp"], "kind": "plain"}}
+    if dataset == "dreamer":
+        return {"eeg": {"form": "de", "source": "eeg", "bands": opts["bands"]},
+                "ecg": {"form": "stats", "sources": ["ecg"]}}
+    return plan_uf_ama(dataset, opts)
+
+
+def plan_dhcm_cacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """DHCM-CACL: EEG log-PSD in 5 bands per 3 s window + 17 AU means per window."""
+    return {"eeg": {"form": "psd", "source": "eeg", "bands": opts["bands"],
+                    "channels": DEAP_EEG},
+            "face_au": {"form": "face", "source": "face_au"}}
+
+
+def plan_me_mhacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """ME-MHACL: raw 1 s windows of EEG 32 + GSR + respiration + temperature (+ EOG on DEAP)."""
+    plan = {"eeg": {"form": "raw", "source": "eeg", "channels": DEAP_EEG},
+            "gsr": {"form": "raw", "source": "gsr",
+                    "channels": ["GSR1"] if dataset == "mahnob" else None},
+            "resp": {"form": "raw", "source": "resp"},
+            "temp": {"form": "raw", "source": "temp"}}
+    if dataset == "deap":
+        plan["eog"] = {"form": "raw", "source": "eog"}
+    return plan
+
+
+def plan_clmer(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """CLMER: physiology as a 128 Hz, 4-45 Hz series + the face serialized at 1 s."""
+    plan: dict[str, dict[str, Any]] = {
+        "eeg": {"form": "series", "source": "eeg"},
+    }
+    for name in ("gsr", "ecg", "ppg", "resp", "temp"):
+        if name in get_spec(dataset).modalities:
+            plan[name] = {"form": "series", "source": name}
+    for name in ("face_landmarks", "face_au", "gaze"):
+        plan[name] = {"form": "face_series", "source": name}
+    return plan
+
+
+def plan_raw(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    spec = get_spec(dataset)
+    streams = [m for m in spec.modalities if not m.startswith(("face", "gaze"))]
+    return {m: {"form": "raw", "source": m} for m in streams}
+
+
+_COMMON = {"window_s": None, "stride_s": None, "bands": dict(feat.DEFAULT_BANDS),
+           "baseline": "mean", "bandpass": None, "resample": None, "eeg_source": "released",
+           "released_eeg": "de_LDS", "nan_policy": "raise", "face_dir": None,
+           "psd_log": True, "face_step_s": 1.0, "subjects": None}
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("default", "EEG DE per window (released SEED-family features), eye features, "
+           "peripheral statistics, AU means", DATASET_NAMES, dict(_COMMON), plan_default),
+    Preset("uf_ama", "EEG DE 62x5 (released de_LDS) + eye features (UF-AMA)", SEED_FAMILY,
+           dict(_COMMON), plan_uf_ama),
+    Preset("m2s", "EEG DE + second modality: EYE (SEED family), PPS 48 (DEAP), ECG 10 "
+           "(DREAMER) (M2S)", (*SEED_FAMILY, "deap", "dreamer"), dict(_COMMON), plan_m2s),
+    Preset("dhcm_cacl", "EEG log-PSD 5 bands per 3 s window + 17 AU means (DHCM-CACL)",
+           ("deap", "mahnob"), {**_COMMON, "window_s": 3.0}, plan_dhcm_cacl),
+    Preset("me_mhacl", "raw 1 s windows, EEG 32 + GSR + Resp + Temp (+EOG), baseline template "
+           "subtracted (ME-MHACL)", ("deap", "mahnob"),
+           {**_COMMON, "window_s": 1.0, "baseline": "template"}, plan_me_mhacl),
+    Preset("clmer", "physiology resampled to 128 Hz, band-passed 4-45 Hz, face serialized at 1 s "
+           "(CLMER)", ("deap", "amigos", "mahnob"),
+           {**_COMMON, "window_s": 4.0, "stride_s": 4.0, "resample": 128.0,
+            "bandpass": [4.0, 45.0]}, plan_clmer),
+    Preset("raw", "raw windows of every continuous modality", DATASET_NAMES, dict(_COMMON),
+           plan_raw),
+]}
+
+DEFAULT_WINDOW_S = {"seed_iv": 4.0, "seed_v": 4.0}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UnknownNameError("preset", name, PRESETS)
+    return PRESETS[name]
+
+
+def resolve_options(preset: Preset, dataset: str, overrides: dict[str, Any] | None) -> dict:
+    """Preset defaults <- overrides, with unknown options rejected by name."""
+    opts = copy.deepcopy(preset.defaults)
+    for key, value in (overrides or {}).items():
+        if key not in opts:
+            raise ConfigError(f"data.{key}", f"unknown data option; valid: {', '.join(opts)}")
+        opts[key] = value
+    if opts["window_s"] is None:
+        opts["window_s"] = DEFAULT_WINDOW_S.get(dataset, 1.0)
+    if opts["stride_s"] is None:
+        opts["stride_s"] = opts["window_s"]
+    return opts
+
+
+# --------------------------------------------------------------------------- computing forms
+
+class _Grid:
+    """Window start times (s, stimulus clock) and length of one trial."""
+
+    def __init__(self, starts: np.ndarray, window_s: float):
+        self.starts, self.window_s = starts, window_s
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def _prepared_stimulus(stream: Stream, opts: dict, form: dict) -> tuple[np.ndarray, float]:
+    """Channel selection, resampling, band-pass, baseline removal -> stimulus part, sfreq."""
+    data = stream.data
+    if form.get("channels"):
+        data = data[sig.select_channels(stream.ch_names, form["channels"], "channels")]
+    sfreq = stream.sfreq
+    if opts["resample"]:
+        data, sfreq = sig.resample(data, sfreq, opts["resample"]), float(opts["resample"])
+    if opts["bandpass"]:
+        low, high = opts["bandpass"]
+        data = sig.bandpass(data, sfreq, low, high)
+    return sig.remove_baseline(data, sfreq, stream.onset_s, opts["baseline"],
+                               segment_s=opts["window_s"]), sfreq
+
+
+def _stream_windows(stream: Stream, grid: _Grid, opts: dict, form: dict) -> np.ndarray:
+    """``(n_windows, channels, samples)`` of the stimulus part on the grid."""
+    data, sfreq = _prepared_stimulus(stream, opts, form)
+    length = int(round(grid.window_s * sfreq))
+    starts = np.round(grid.starts * sfreq).astype(int)
+    if len(starts) and starts[-1] + length > data.shape[-1]:
+        raise DatasetFormatError("(recording)", "stream shorter than the window grid")
+    idx = starts[:, None] + np.arange(length)[None, :]
+    return np.ascontiguousarray(np.moveaxis(data[:, idx], 1, 0))
+
+
+def _grid_for(rec: Recording, first: dict, opts: dict) -> _Grid:
+    if first["form"] == "released":
+        feats = rec.features[first["source"]]
+        return _Grid(np.arange(feats.n_windows) * feats.window_s, feats.window_s)
+    sources = first.get("sources") or [first["source"]]
+    stream = rec.streams[sources[0]]
+    n_samples = stream.n_times - int(round(stream.onset_s * stream.sfreq))
+    count = sig.n_windows(n_samples, stream.sfreq, opts["window_s"], opts["stride_s"])
+    return _Grid(np.arange(count) * opts["stride_s"], opts["window_s"])
+
+
+def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray | None:
+    """The form's ``(n_windows, ...)`` array, or None when its source is missing."""
+    kind = form["form"]
+    if kind == "released":
+        feats = rec.features.get(form["source"])
+        if feats is None:
+            return None
+        if feats.n_windows < len(grid):
+            raise DatasetFormatError(rec.source, f"feature set {form['source']} has "
+                                     f"{feats.n_windows} windows, grid {len(grid)}")
+        return feats.data[: len(grid)]
+    if kind == "stats":
+        parts = []
+        for name in form["sources"]:
+            if name not in rec.streams:
+                return None
+            windows = _stream_windows(rec.streams[name], grid, opts, form)
+            sfreq = opts["resample"] or rec.streams[name].sfreq
+            parts.append(feat.peripheral_features(
+                windows, sfreq, "plain" if form.get("kind") == "plain" else name))
+        return np.concatenate(parts, axis=1)
+    if kind in ("face", "face_series"):
+        stream = rec.streams.get(form["source"])
+        if stream is None:
+            return None
+        times = np.arange(stream.n_times) / stream.sfreq - stream.onset_s
+        if kind == "face":
+            means, ok = feat.masked_window_mean(stream.data, stream.valid, times, grid.starts,
+                                                grid.window_s)
+            return np.where(ok[:, None], means, np.nan)
+        step = opts["face_step_s"]
+        n_steps = int(round(grid.window_s / step))
+        starts = (grid.starts[:, None] + step * np.arange(n_steps)[None, :]).reshape(-1)
+        means, ok = feat.masked_window_mean(stream.data, stream.valid, times, starts, step)
+        series = means.reshape(len(grid), n_steps, -1)
+        return _fill_series_gaps(series, ok.reshape(len(grid), n_steps))
+    stream = rec.streams.get(form["source"])
+    if stream is None:
+        return None
+    windows = _stream_windows(stream, grid, opts, form)
+    sfreq = opts["resample"] or stream.sfreq
+    if kind == "raw":
+        return windows
+    if kind == "series":
+        return np.ascontiguousarray(np.swapaxes(windows, 1, 2))
+    if kind == "de":
+        return feat.differential_entropy(windows, sfreq, form["bands"])
+    if kind == "psd":
+        psd = feat.band_psd(windows, sfreq, form["bands"])
+        return np.log(psd + 1e-12) if opts["psd_log"] else psd
+    raise ConfigError("form", f"unknown form {kind!r}")
+
+
+def _fill_series_gaps(series: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Inside a window, steps without a valid frame take the nearest valid step's value.
+
+    A window with no valid step at all stays NaN (and is flagged unavailable).
+    """
+    out = series.copy()
+    for w in np.flatnonzero(ok.any(axis=1) & ~ok.all(axis=1)):
+        good = np.flatnonzero(ok[w])
+        nearest = good[np.abs(np.arange(ok.shape[1])[:, None] - good[None, :]).argmin(axis=1)]
+        out[w] = series[w, nearest]
+    return out
+
+
+# --------------------------------------------------------------------------- building
+
+def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str = "default",
+                    options: dict[str, Any] | None = None, progress: bool = False) -> WindowSet:
+    """Turn recordings into a WindowSet following a preset (no caching)."""
+    spec = get_spec(dataset)
+    chosen = get_preset(preset)
+    if spec.name not in chosen.datasets:
+        raise ConfigError("preset", f"preset '{preset}' does not support {spec.name}; it "
+                                    f"supports {', '.join(chosen.datasets)}")
+    opts = resolve_options(chosen, spec.name, options)
+    plan = chosen.plan(spec.name, opts)
+    arrays: dict[str, list[np.ndarray]] = {name: [] for name in plan}
+    rows: list[dict] = []
+    tracker = _progress(progress, f"{spec.name}/{preset}")
+    for rec in recordings:
+        _add_recording(rec, plan, opts, arrays, rows)
+        tracker.advance()
+    tracker.close()
+    if not rows:
+        raise DatasetFormatError(spec.name, "no windows produced",
+                                 "recordings with at least one whole window")
+    meta = concat_meta(rows)
+    tensors = {}
+    for name, parts in arrays.items():
+        stacked = np.concatenate(parts, axis=0).astype(np.float32)
+        tensors[name] = torch.from_numpy(np.ascontiguousarray(stacked))
+    description = {"dataset": spec.name, "preset": preset, "options": opts,
+                   "forms": {name: _describe(form) for name, form in plan.items()},
+                   "cache_version": CACHE_VERSION}
+    return WindowSet(tensors, meta, description)
+
+
+def _add_recording(rec: Recording, plan: dict, opts: dict, arrays: dict, rows: list) -> None:
+    first_name, first = next(iter(plan.items()))
+    try:
+        grid = _grid_for(rec, first, opts)
+    except KeyError:
+        return                      # the grid's modality is missing: the trial has no windows
+    if len(grid) == 0:
+        return
+    avail = {}
+    for name, form in plan.items():
+        values = _compute(rec, form, grid, opts)
+        if values is None:
+            shape = arrays[name][0].shape[1:] if arrays[name] else None
+            if shape is None:
+                shape = _probe_shape(name, form, grid, opts)
+            values = np.full((len(grid), *shape), np.nan)
+        ok = np.isfinite(values.reshape(len(grid), -1)).all(axis=1)
+        arrays[name].append(values)
+        avail[name] = ok
+    for k, start in enumerate(grid.starts):
+        row = {"subject": rec.subject, "session": rec.session, "trial": rec.trial,
+               "window": k, "onset_s": float(start), "stimulus": rec.stimulus,
+               **{r: rec.rating(r) for r in RATING_NAMES},
+               "native_label": -1 if rec.native_label is None else rec.native_label}
+        row.update({f"avail_{name}": bool(avail[name][k]) for name in plan})
+        rows.append(row)
+
+
+def _probe_shape(name: str, form: dict, grid: _Grid, opts: dict) -> tuple[int, ...]:
+    """Shape of a form for a trial where its source is missing and no earlier trial had it."""
+    from affectlab.datasets.openface import FACE_MODALITIES
+
+    if form["form"] == "face":
+        return (len(FACE_MODALITIES[form["source"]]),)
+    if form["form"] == "face_series":
+        return (int(round(grid.window_s / opts["face_step_s"])),
+                len(FACE_MODALITIES[form["source"]]))
+    raise DatasetFormatError(name, f"modality {name} is missing in the first trial; its shape "
+                             "cannot be known", "the first trial of a dataset to hold it")
+
+
+def _describe(form: dict) -> str:
+    kind = form["form"]
+    return {"de": "differential entropy (channel, band)", "psd": "log Welch PSD (channel, band)",
+            "released": f"released features '{form.get('source')}'",
+            "raw": "raw window (channel, samples)", "stats": "statistics (features,)",
+            "face": "mean of valid frames (features,)",
+            "face_series": "face serialized (steps, features)",
+            "series": "signal series (samples, channels)"}[kind]
+
+
+class _progress:
+    """A rich progress line over recordings (counts; the total is unknown while streaming)."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        if enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                TextColumn("{task.completed} recordings"), TimeElapsedColumn(),
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(f"preparing {label}", total=None)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --------------------------------------------------------------------------- cache
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("AFFECTLAB_CACHE", Path.home() / ".cache" / "affectlab"))
+
+
+def dataset_fingerprint(root: Path) -> str:
+    """Hash of every file's relative path, size and modification time under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cache_key(dataset: str, root: Path, preset: str, options: dict) -> str:
+    payload = json.dumps({"dataset": dataset, "preset": preset, "options": options,
+                          "files": dataset_fingerprint(root), "version": CACHE_VERSION},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def prepare(dataset: str, root: str | Path, preset: str = "default",
+            options: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
+            progress: bool = False, use_cache: bool = True) -> tuple[WindowSet, Path | None]:
+    """Read, preprocess and cache a dataset; returns the WindowSet and its cache folder.
+
+    The cache is keyed by the dataset's files (path, size, mtime) and the preset options, so a
+    changed file or option builds a new entry; the options are saved beside the tensors.
+    """
+    spec = get_spec(dataset)
+    chosen = get_preset(preset)
+    opts = resolve_options(chosen, spec.name, options)
+    root = Path(root)
+    reader_opts = {"nan_policy": opts["nan_policy"]}
+    if opts["face_dir"]:
+        reader_opts["face_dir"] = Path(opts["face_dir"])
+    if not use_cache:
+        recs = iter_recordings(spec.name, root, subjects=opts["subjects"], **reader_opts)
+        return build_windowset(spec.name, recs, preset, opts, progress), None
+    if not root.exists():
+        iter_recordings(spec.name, root).__next__()  # raises the reader's own error
+    folder = Path(cache_dir or default_cache_dir()) / f"{spec.name}-{preset}-" \
+        f"{cache_key(spec.name, root, preset, opts)}"
+    if (folder / "modalities.pt").exists():
+        return WindowSet.load(folder), folder
+    recs = iter_recordings(spec.name, root, subjects=opts["subjects"], **reader_opts)
+    windows = build_windowset(spec.name, recs, preset, opts, progress)
+    windows.description["root"] = str(root.resolve())
+    windows.save(folder)
+    return windows, folder
