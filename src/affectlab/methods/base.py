@@ -13,6 +13,7 @@ unlabelled target part and the test part carry ``y=None``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -108,6 +109,13 @@ class Method:
         self.n_classes = n_classes
         self.seed = seed
         self.device = torch.device(device)
+        #: set by the runner for progress bars: ``on_epoch(epoch, n_epochs, logs)``
+        self.on_epoch: Callable[[int, int, dict], None] | None = None
+
+    def report_epoch(self, epoch: int, n_epochs: int, **logs: float) -> None:
+        """Call once per training epoch (0-based); drives the runner's epoch progress bar."""
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, n_epochs, logs)
 
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:

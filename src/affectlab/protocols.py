@@ -1,0 +1,376 @@
+"""Evaluation protocols built on scikit-learn splitters.
+
+A protocol reads groups from a WindowSet's metadata table (subject, session, trial, stimulus)
+and yields :class:`Fold` objects: train / validation / test indices, the indices a transductive
+method may use *unlabelled* (the target domain), and the modalities each part may use. No
+protocol touches the disk or parses file names.
+
+Leak-free protocols never put windows of one trial in two parts of a fold; validation parts are
+carved from the training trials (or subjects), never from the test part. ``random_window`` is the
+papers' random 70/15/15 split of windows (or of 1 s stimulus clips) and is marked **leaky**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    LeaveOneGroupOut,
+    ShuffleSplit,
+    StratifiedGroupKFold,
+)
+
+from affectlab.errors import ConfigError, ProtocolError
+from affectlab.registry import Registry
+
+# The papers' fixed within-subject trial splits (M2S): first n trials of a session train.
+FIXED_TRAIN_TRIALS = {"seed": 9, "seed_iv": 16, "seed_v": 10}
+
+
+@dataclass
+class Fold:
+    """One fold: index arrays into the WindowSet (positions), plus what each part may use."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    unlabeled: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    train_modalities: tuple[str, ...] | None = None
+    test_modalities: tuple[str, ...] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def trial_keys(meta: pd.DataFrame) -> np.ndarray:
+    """One integer id per (subject, session, trial)."""
+    return meta.groupby(["subject", "session", "trial"], sort=True).ngroup().to_numpy()
+
+
+class Protocol:
+    """Base class: subclasses implement :meth:`_folds` and declare ``options``."""
+
+    name: ClassVar[str] = ""
+    leaky: ClassVar[bool] = False
+    summary: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, dataset: str, **options: Any):
+        unknown = set(options) - set(self.options) - {"val_fraction", "seed",
+                                                       "on_missing_class"}
+        if unknown:
+            valid = sorted({*self.options, "val_fraction", "seed", "on_missing_class"})
+            raise ConfigError(f"protocol.{sorted(unknown)[0]}",
+                              f"unknown option for {self.name}; valid: {', '.join(valid)}")
+        self.dataset = dataset
+        self.opts = {**self.options, "val_fraction": 0.2, "seed": 0,
+                     "on_missing_class": "error", **options}
+
+    # scikit-learn compatibility: split(X, y, groups) -> (train, test) index pairs
+    def split(self, meta: pd.DataFrame, y: np.ndarray | None = None,
+              groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for fold in self.folds(meta, y):
+            yield fold.train, fold.test
+
+    def get_n_splits(self, meta: pd.DataFrame, y: np.ndarray | None = None,
+                     groups: Any = None) -> int:
+        return sum(1 for _ in self.folds(meta, y))
+
+    def folds(self, meta: pd.DataFrame, y: np.ndarray | None = None) -> list[Fold]:
+        """All folds, with validation parts carved out and empty parts rejected."""
+        y = np.zeros(len(meta), np.int64) if y is None else np.asarray(y)
+        folds = list(self._folds(meta.reset_index(drop=True), y))
+        if not folds:
+            raise ProtocolError(f"{self.name}: no folds for this data")
+        for fold in folds:
+            if len(fold.train) == 0 or len(fold.test) == 0:
+                raise ProtocolError(f"{self.name}: fold {fold.name} has an empty "
+                                    f"{'train' if len(fold.train) == 0 else 'test'} part")
+        return folds
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        raise NotImplementedError
+
+    # helpers
+    def _carve_validation(self, meta: pd.DataFrame, y: np.ndarray, train: np.ndarray,
+                          by: str = "trial") -> tuple[np.ndarray, np.ndarray]:
+        """Split ``train`` into (train, val) by whole trials (or subjects); val may be empty."""
+        fraction = float(self.opts["val_fraction"])
+        if fraction <= 0 or len(train) == 0:
+            return train, np.empty(0, np.int64)
+        groups = (meta["subject"].to_numpy() if by == "subject" else trial_keys(meta))[train]
+        if len(np.unique(groups)) < 2:
+            return train, np.empty(0, np.int64)
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction,
+                                     random_state=int(self.opts["seed"]))
+        keep, val = next(splitter.split(train, y[train], groups))
+        return np.sort(train[keep]), np.sort(train[val])
+
+    def _fold(self, name: str, meta: pd.DataFrame, y: np.ndarray, train: np.ndarray,
+              test: np.ndarray, val_by: str = "trial", **info: Any) -> Fold:
+        train, val = self._carve_validation(meta, y, np.sort(train), val_by)
+        test = np.sort(test)
+        return Fold(name, train, val, test, unlabeled=test.copy(), info=info)
+
+
+PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
+
+
+def _register(cls: type[Protocol]) -> type[Protocol]:
+    PROTOCOLS.add(cls.name, cls)
+    return cls
+
+
+@_register
+class SubjectDependent(Protocol):
+    name = "subject_dependent"
+    summary = "inside each subject (and session): trial-wise k-fold, or the papers' fixed " \
+              "first-n-trials split (SEED 9:6, SEED-IV 16:8, SEED-V 10:5)"
+    options = {"split": "kfold", "n_splits": 5, "train_trials": None, "per_session": True}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        keys = ["subject", "session"] if self.opts["per_session"] else ["subject"]
+        for key, rows in meta.groupby(keys, sort=True).indices.items():
+            key = key if isinstance(key, tuple) else (key,)
+            label = "_".join(f"{k[:4]}{v}" for k, v in zip(keys, key, strict=True))
+            yield from self._within(meta, y, np.asarray(rows), label, dict(zip(keys, key,
+                                                                                strict=True)))
+
+    def _within(self, meta, y, rows, label, info) -> Iterator[Fold]:
+        trials = trial_keys(meta)[rows]
+        if self.opts["split"] == "fixed":
+            n_train = self.opts["train_trials"] or FIXED_TRAIN_TRIALS.get(self.dataset)
+            if n_train is None:
+                raise ConfigError("protocol.train_trials", f"no fixed trial split is known for "
+                                  f"{self.dataset}; give protocol.train_trials=N")
+            order = np.unique(meta["trial"].to_numpy()[rows])
+            is_train = np.isin(meta["trial"].to_numpy()[rows], order[:n_train])
+            yield self._fold(f"{label}", meta, y, rows[is_train], rows[~is_train], **info)
+            return
+        if self.opts["split"] != "kfold":
+            raise ConfigError("protocol.split", f"got {self.opts['split']!r}; allowed: kfold, "
+                                                "fixed")
+        n_splits = int(self.opts["n_splits"])
+        if len(np.unique(trials)) < n_splits:
+            raise ProtocolError(f"subject_dependent: {label} has {len(np.unique(trials))} "
+                                f"trials, fewer than n_splits={n_splits}")
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                        random_state=int(self.opts["seed"]))
+        for k, (tr, te) in enumerate(splitter.split(rows, y[rows], trials)):
+            yield self._fold(f"{label}_f{k}", meta, y, rows[tr], rows[te], **info)
+
+
+@_register
+class LeaveOneSubjectOut(Protocol):
+    name = "loso"
+    summary = "leave one subject out (LeaveOneGroupOut over subjects); per session optionally"
+    options = {"per_session": False}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        blocks = meta.groupby("session").indices.items() if self.opts["per_session"] else \
+            [(None, np.arange(len(meta)))]
+        for session, rows in blocks:
+            rows = np.asarray(rows)
+            subjects = meta["subject"].to_numpy()[rows]
+            if len(np.unique(subjects)) < 2:
+                raise ProtocolError(f"loso needs at least 2 subjects, found "
+                                    f"{len(np.unique(subjects))}")
+            for tr, te in LeaveOneGroupOut().split(rows, groups=subjects):
+                subject = int(subjects[te[0]])
+                prefix = f"sess{session}_" if session is not None else ""
+                yield self._fold(f"{prefix}subj{subject}", meta, y, rows[tr], rows[te],
+                                 subject=subject, **({"session": int(session)} if session
+                                                     is not None else {}))
+
+
+@_register
+class SubjectKFold(Protocol):
+    name = "subject_kfold"
+    summary = "k-fold over subjects (GroupKFold): test subjects never seen in training"
+    options = {"n_splits": 5}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        subjects = meta["subject"].to_numpy()
+        n_splits = min(int(self.opts["n_splits"]), len(np.unique(subjects)))
+        if n_splits < 2:
+            raise ProtocolError("subject_kfold needs at least 2 subjects")
+        for k, (tr, te) in enumerate(GroupKFold(n_splits=n_splits).split(meta, groups=subjects)):
+            yield self._fold(f"fold{k}", meta, y, tr, te, test_subjects=sorted(
+                int(s) for s in np.unique(subjects[te])))
+
+
+@_register
+class CrossSession(Protocol):
+    name = "cross_session"
+    summary = "leave one session out (pooled subjects, or inside each subject)"
+    options = {"per_subject": False}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        sessions = meta["session"].to_numpy()
+        if len(np.unique(sessions)) < 2:
+            raise ProtocolError(f"cross_session needs at least 2 sessions; {self.dataset} has "
+                                f"{len(np.unique(sessions))}")
+        blocks = meta.groupby("subject").indices.items() if self.opts["per_subject"] else \
+            [(None, np.arange(len(meta)))]
+        for subject, rows in blocks:
+            rows = np.asarray(rows)
+            for tr, te in LeaveOneGroupOut().split(rows, groups=sessions[rows]):
+                session = int(sessions[rows][te[0]])
+                prefix = f"subj{subject}_" if subject is not None else ""
+                yield self._fold(f"{prefix}sess{session}", meta, y, rows[tr], rows[te],
+                                 session=session)
+
+
+@_register
+class StimulusKFold(Protocol):
+    name = "stimulus_kfold"
+    summary = "k-fold over whole stimuli (videos): a video's windows of every subject on one side"
+    options = {"n_splits": 5}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        stimuli = meta["stimulus"].to_numpy()
+        for k, (tr, te) in enumerate(GroupKFold(n_splits=int(self.opts["n_splits"])).split(
+                meta, groups=stimuli)):
+            yield self._fold(f"fold{k}", meta, y, tr, te)
+
+
+@_register
+class CrossModal(Protocol):
+    name = "cross_modal"
+    summary = "train on modality A, test on modality B (all four directions by default) on a " \
+              "leak-free base split"
+    options = {"base": "subject_dependent", "modalities": None, "directions": "all",
+               "split": "fixed", "n_splits": 5, "train_trials": None, "per_session": True}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        pair = self.opts["modalities"]
+        if not pair or len(pair) != 2:
+            raise ConfigError("protocol.modalities", "cross_modal needs two modalities, e.g. "
+                                                     "--set protocol.modalities=[eeg,eye]")
+        a, b = pair
+        directions = [(a, a), (a, b), (b, a), (b, b)] if self.opts["directions"] == "all" \
+            else [tuple(d.split("->")) for d in self.opts["directions"]]
+        base_cls = PROTOCOLS.get(self.opts["base"])
+        base_opts = {k: v for k, v in self.opts.items() if k in base_cls.options or k in (
+            "val_fraction", "seed")}
+        base = base_cls(self.dataset, **base_opts)
+        for fold in base._folds(meta, y):
+            for src, dst in directions:
+                yield Fold(f"{fold.name}_{src}2{dst}", fold.train, fold.val, fold.test,
+                           fold.unlabeled, (src,), (dst,), {**fold.info, "direction":
+                                                            f"{src}->{dst}"})
+
+
+@_register
+class LabelRatio(Protocol):
+    name = "label_ratio"
+    summary = "a leak-free base split whose training part keeps labels for a fraction of its " \
+              "trials; the rest is unlabelled training data"
+    options = {"base": "subject_dependent", "ratio": 0.2, "split": "kfold", "n_splits": 5,
+               "per_session": True, "per_subject_ratio": True}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        ratio = float(self.opts["ratio"])
+        if not 0 < ratio <= 1:
+            raise ConfigError("protocol.ratio", f"{ratio} not in (0, 1]")
+        base_cls = PROTOCOLS.get(self.opts["base"])
+        base = base_cls(self.dataset, **{k: v for k, v in self.opts.items()
+                                         if k in base_cls.options or k in ("val_fraction",
+                                                                           "seed")})
+        rng = np.random.default_rng(int(self.opts["seed"]))
+        trials = trial_keys(meta)
+        for fold in base._folds(meta, y):
+            kept = self._keep(trials[fold.train], ratio, rng)
+            fold.unlabeled = np.sort(np.r_[fold.train[~kept], fold.test])
+            fold.train = fold.train[kept]
+            fold.info = {**fold.info, "label_ratio": ratio}
+            yield fold
+
+    @staticmethod
+    def _keep(trials: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
+        unique = np.unique(trials)
+        n_keep = max(1, int(round(ratio * len(unique))))
+        chosen = rng.choice(unique, size=n_keep, replace=False)
+        return np.isin(trials, chosen)
+
+
+@_register
+class RandomWindow(Protocol):
+    name = "random_window"
+    leaky = True
+    summary = "LEAKY: the papers' random 70/15/15 split of windows (or of 1 s stimulus clips " \
+              "shared by all subjects); windows of one trial land on both sides"
+    options = {"test_size": 0.15, "val_size": 0.15, "n_repeats": 5, "unit": "window"}
+
+    def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        unit = self.opts["unit"]
+        if unit == "window":
+            groups = np.arange(len(meta))
+        elif unit == "clip":
+            groups = meta.groupby(["stimulus", "window"]).ngroup().to_numpy()
+        else:
+            raise ConfigError("protocol.unit", f"got {unit!r}; allowed: window, clip")
+        unique = np.unique(groups)
+        test_size, val_size = float(self.opts["test_size"]), float(self.opts["val_size"])
+        for k in range(int(self.opts["n_repeats"])):
+            splitter = ShuffleSplit(n_splits=1, test_size=test_size + val_size,
+                                    random_state=int(self.opts["seed"]) + k)
+            keep, held = next(splitter.split(unique))
+            held = unique[held]
+            rng = np.random.default_rng(int(self.opts["seed"]) + k)
+            rng.shuffle(held)
+            n_val = int(round(len(held) * val_size / (test_size + val_size)))
+            val_groups, test_groups = held[:n_val], held[n_val:]
+            yield Fold(f"repeat{k}", np.flatnonzero(np.isin(groups, unique[keep])),
+                       np.flatnonzero(np.isin(groups, val_groups)),
+                       np.flatnonzero(np.isin(groups, test_groups)),
+                       np.flatnonzero(np.isin(groups, test_groups)), info={"leaky": True})
+
+
+def create_protocol(name: str, dataset: str, **options: Any) -> Protocol:
+    """Build a protocol by name; an unknown name lists the valid ones."""
+    return PROTOCOLS.get(name)(dataset, **options)
+
+
+def check_classes(folds: list[Fold], y: np.ndarray, n_classes: int, policy: str) -> list[Fold]:
+    """Deal with folds whose training part lacks a class: ``error`` (default) or ``skip``.
+
+    ``train`` keeps such folds (a method then simply never predicts that class).
+    """
+    bad = []
+    for fold in folds:
+        present = set(np.unique(y[fold.train]).tolist())
+        missing = sorted(set(range(n_classes)) - present)
+        if missing:
+            bad.append((fold, missing))
+    if not bad or policy == "train":
+        return folds
+    if policy == "skip":
+        skipped = {id(f) for f, _ in bad}
+        return [f for f in folds if id(f) not in skipped]
+    if policy != "error":
+        raise ConfigError("protocol.on_missing_class", f"got {policy!r}; allowed: error, skip, "
+                                                       "train")
+    listing = "; ".join(f"{f.name}: class {m}" for f, m in bad[:5])
+    more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+    raise ProtocolError(f"{len(bad)} fold(s) lack a class in their training part: "
+                        f"{listing}{more}. Choose another label scheme or protocol, or set "
+                        "protocol.on_missing_class=skip (drop those folds) or =train "
+                        "(train anyway)")
+
+
+def leak_check(meta: pd.DataFrame, fold: Fold) -> list[str]:
+    """Names of part pairs that share a trial (empty for a leak-free fold)."""
+    trials = trial_keys(meta)
+    parts = {name: set(trials[idx].tolist()) for name, idx in fold.parts().items()}
+    names = list(parts)
+    return [f"{a}/{b}" for i, a in enumerate(names) for b in names[i + 1:]
+            if parts[a] & parts[b]]
