@@ -215,7 +215,7 @@ def _synth_trial(rng: np.random.Generator, latent: syn.TrialLatent,
     out[:32, :onset] = syn.eeg(rng, DEAP_EEG, onset, SFREQ, calm, profile)
     out[:32, onset:] = syn.eeg(rng, DEAP_EEG, n_times - onset, SFREQ, latent, profile, env_stim)
     out[32:34] = 20 * rng.standard_normal((2, n_times))
-    out[34] = syn.emg(rng, n_times, SFREQ, 5 + 4 * max(latent.valence, 0))
+    out[34] = syn.emg(rng, n_times, SFREQ, 5 + 4 * syn.EFFECT_SCALE * max(latent.valence, 0))
     out[35] = syn.emg(rng, n_times, SFREQ, 5)
     conductance = syn.skin_conductance(rng, n_times, SFREQ, latent, profile, env)
     out[36] = 1e6 / np.maximum(conductance, 0.5)        # Geneva format: skin resistance (Ohm)

@@ -75,6 +75,7 @@ class SubjectProfile:
     temp_c: float
     resp_hz: float
     feature_offset: float
+    effect_gain: float
 
     @classmethod
     def draw(cls, rng: np.random.Generator, subject: int) -> SubjectProfile:
@@ -90,6 +91,7 @@ class SubjectProfile:
             temp_c=float(rng.uniform(31.0, 34.0)),
             resp_hz=float(rng.uniform(0.2, 0.3)),
             feature_offset=float(rng.normal(0.0, 0.5)),
+            effect_gain=float(rng.uniform(0.5, 1.5)),
         )
 
     def to_dict(self) -> dict:
@@ -108,6 +110,12 @@ class TrialLatent:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Strength of every emotional effect relative to the nuisance variability (1 = the loadings
+# below as written). Tuned so that a linear baseline is clearly above chance but far from
+# perfect, as on the real datasets.
+EFFECT_SCALE = 0.35
 
 
 def rating_from_latent(value: float, low: float, high: float, rng: np.random.Generator,
@@ -165,10 +173,11 @@ def class_topography(class_index: int, n_channels: int) -> np.ndarray:
 def eeg_band_log_gains(ch_names: list[str], latent: TrialLatent, profile: SubjectProfile,
                        rng: np.random.Generator) -> np.ndarray:
     """Log amplitude of every (channel, band): effects + subject offsets + trial jitter."""
+    effect_scale = EFFECT_SCALE * profile.effect_gain
     n = len(ch_names)
     side = np.array([hemisphere(c) for c in ch_names], float)
     frontal = np.array([is_frontal(c) for c in ch_names], float)
-    v, a = latent.valence, latent.arousal
+    v, a = effect_scale * latent.valence, effect_scale * latent.arousal
     gains = np.zeros((n, len(BANDS)))
     gains[:, 0] += 0.1 * a                      # delta
     gains[:, 1] += 0.25 * a                     # theta
@@ -176,9 +185,9 @@ def eeg_band_log_gains(ch_names: list[str], latent: TrialLatent, profile: Subjec
     gains[:, 3] += 0.35 * a + 0.1 * v           # beta
     gains[:, 4] += 0.4 * v + 0.3 * a            # gamma
     if latent.class_index is not None:
-        gains[:, 1] += 0.3 * class_topography(latent.class_index, n)
+        gains[:, 1] += 0.3 * EFFECT_SCALE * class_topography(latent.class_index, n)
     gains += np.asarray(profile.band_offsets)[None, :]
-    gains += rng.normal(0, 0.12, gains.shape)    # trial-to-trial variability
+    gains += rng.normal(0, 0.15, gains.shape)    # trial-to-trial variability
     return gains
 
 
@@ -224,7 +233,7 @@ def heart_beats(rng: np.random.Generator, duration_s: float, hr_bpm: float) -> n
 
 
 def heart_rate(latent: TrialLatent, profile: SubjectProfile) -> float:
-    return profile.hr_bpm + 9.0 * latent.arousal
+    return profile.hr_bpm + 9.0 * EFFECT_SCALE * latent.arousal
 
 
 def ecg(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
@@ -252,15 +261,16 @@ def ppg(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLaten
 def skin_conductance(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
                      profile: SubjectProfile, envelope: np.ndarray) -> np.ndarray:
     """Skin conductance in microsiemens: tonic level + phasic responses to events."""
-    level = profile.scl_us * (1 + 0.25 * latent.arousal)
+    a = EFFECT_SCALE * latent.arousal
+    level = profile.scl_us * (1 + 0.25 * a + rng.normal(0, 0.05))
     drift = np.cumsum(rng.normal(0, 0.002, n_times))
-    return level + (0.4 + 0.3 * latent.arousal) * envelope + drift
+    return level + (0.4 + 0.3 * a) * envelope + drift
 
 
 def respiration(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
                 profile: SubjectProfile) -> np.ndarray:
     t = np.arange(n_times) / sfreq
-    rate = profile.resp_hz * (1 + 0.2 * latent.arousal)
+    rate = profile.resp_hz * (1 + 0.2 * EFFECT_SCALE * latent.arousal + rng.normal(0, 0.05))
     phase = 2 * np.pi * rate * t + np.cumsum(rng.normal(0, 0.01, n_times))
     return np.sin(phase) * (1 + 0.1 * latent.arousal) + 0.05 * rng.standard_normal(n_times)
 
@@ -268,7 +278,7 @@ def respiration(rng: np.random.Generator, n_times: int, sfreq: float, latent: Tr
 def skin_temperature(rng: np.random.Generator, n_times: int, sfreq: float,
                      latent: TrialLatent, profile: SubjectProfile) -> np.ndarray:
     t = np.arange(n_times) / sfreq
-    slope = -0.004 * latent.arousal
+    slope = -0.004 * EFFECT_SCALE * latent.arousal + rng.normal(0, 0.002)
     return profile.temp_c + slope * t + 0.01 * rng.standard_normal(n_times)
 
 
@@ -281,7 +291,8 @@ def au_intensities(rng: np.random.Generator, n_frames: int, fps: float, latent: 
                    envelope: np.ndarray) -> np.ndarray:
     """AU intensities on OpenFace's 0-5 scale, ``(n_frames, 17)`` in :data:`AU_NAMES` order."""
     load = np.array([AU_LOADING[a] for a in AU_NAMES])        # (17, 2)
-    drive = load @ np.array([latent.valence, latent.arousal])  # (17,)
+    drive = 0.5 * EFFECT_SCALE * load @ np.array([latent.valence, latent.arousal])  # (17,)
+    drive = drive + rng.normal(0, 0.3, drive.shape)                      # trial variability
     walk = np.cumsum(rng.normal(0, 0.05, (n_frames, len(AU_NAMES))), axis=0)
     walk -= walk.mean(axis=0)
     level = 0.8 + 0.9 * np.clip(drive, -1, None) + 0.15 * walk
@@ -307,11 +318,11 @@ def face_landmarks_3d(rng: np.random.Generator, n_frames: int, latent: TrialLate
     template = np.concatenate([jaw, brows, nose, eyes, mouth], axis=1)  # (3, 68)
     template = template * subject_rng.uniform(0.9, 1.1) + subject_rng.normal(0, 1.5, (3, 68))
     frames = np.repeat(template[None], n_frames, axis=0)
-    smile = (0.6 * latent.valence) * (1 + envelope)               # mouth corners up and out
+    smile = (0.6 * EFFECT_SCALE * latent.valence) * (1 + envelope)  # mouth corners up, out
     frames[:, 1, [48, 54]] -= 4 * smile[:, None]
     frames[:, 0, 48] -= 2 * smile
     frames[:, 0, 54] += 2 * smile
-    brow = (0.5 * latent.arousal) * (1 + envelope)                 # brows raised
+    brow = (0.5 * EFFECT_SCALE * latent.arousal) * (1 + envelope)                 # brows raised
     frames[:, 1, 17:27] -= 3 * brow[:, None]
     head = np.cumsum(rng.normal(0, 0.3, (n_frames, 3, 1)), axis=0)
     frames += head + rng.normal(0, 0.4, frames.shape)
@@ -334,7 +345,9 @@ _EYE_LOADING[12:20, 0] += 0.6    # dispersion / fixation follow valence
 def eye_features(rng: np.random.Generator, n_windows: int, n_features: int,
                  latent: TrialLatent, profile: SubjectProfile) -> np.ndarray:
     """Eye-movement statistics per window, ``(n_windows, n_features)`` (31 or 33)."""
-    drive = _EYE_LOADING[:n_features] @ np.array([latent.valence, latent.arousal])
+    drive = EFFECT_SCALE * _EYE_LOADING[:n_features] @ np.array([latent.valence,
+                                                                 latent.arousal])
+    drive = drive + rng.normal(0, 0.2, drive.shape)
     base = np.linspace(1.0, 3.0, n_features) + profile.feature_offset
     base[:2] = profile.pupil_mm
     walk = np.cumsum(rng.normal(0, 0.1, (n_windows, n_features)), axis=0) * 0.3

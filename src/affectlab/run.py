@@ -1,0 +1,493 @@
+"""The runner: config -> data -> labels -> folds -> fit / predict -> metrics -> run directory.
+
+A run directory ``runs/<name>/`` holds ``config.yaml`` (the resolved configuration),
+``folds/<k>/metrics.json`` and ``folds/<k>/predictions.csv`` (each written atomically; a fold
+with a ``metrics.json`` is finished and is never redone), ``summary.json``, ``summary.md`` and
+``run.log``. Re-running the same command into the same directory resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import affectlab
+from affectlab import evaluation
+from affectlab.data import WindowSet
+from affectlab.errors import AffectlabError, ConfigError
+from affectlab.labels import Labels, make_labels
+from affectlab.methods import METHODS, Method, Predictions, Split, build_config
+from affectlab.protocols import Fold, check_classes, create_protocol
+from affectlab.training import pick_device
+
+log = logging.getLogger("affectlab.run")
+OPTION_GROUPS = ("method", "protocol", "data")
+
+
+class LabelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scheme: str = "binary_valence"
+    threshold: float | None = None
+
+
+class RunConfig(BaseModel):
+    """Everything a run needs; ``options`` holds per-group overrides (method / protocol / data)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str
+    dataset: str
+    root: str
+    protocol: str = "subject_dependent"
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    preset: str | None = Field(None, description="data preset (default: the method's)")
+    method_preset: str = "paper"
+    modalities: list[str] | None = Field(None, description="modalities to use (default: all)")
+    seed: int = 0
+    device: str = "auto"
+    threads: int = Field(1, ge=1, description="torch threads per worker process")
+    report_oracle: bool = False
+    cache_dir: str | None = None
+    name: str | None = None
+    options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
+        g: {} for g in OPTION_GROUPS})
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"method.epochs=5"`` -> (["method", "epochs"], 5); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError("--set", f"'{text}' is not key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a raw config dict (groups go under ``options``)."""
+    raw = json.loads(json.dumps(raw))
+    raw.setdefault("options", {})
+    for text in overrides:
+        path, value = parse_override(text)
+        if path[0] in OPTION_GROUPS and len(path) > 1:
+            target = raw["options"].setdefault(path[0], {})
+            path = path[1:]
+        else:
+            target = raw
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(".".join(path), "is not a group of options")
+        target[path[-1]] = value
+    return raw
+
+
+def load_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw config; errors name the option and list the valid fields."""
+    try:
+        cfg = RunConfig(**raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError("config", f"{problems}. Valid top-level options: "
+                                    f"{', '.join(RunConfig.model_fields)}") from None
+    unknown = set(cfg.options) - set(OPTION_GROUPS)
+    if unknown:
+        raise ConfigError(f"options.{sorted(unknown)[0]}",
+                          f"unknown group; valid: {', '.join(OPTION_GROUPS)}")
+    for group in OPTION_GROUPS:
+        cfg.options.setdefault(group, {})
+    return cfg
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError("--config", f"{path} does not hold a mapping")
+    return raw
+
+
+# --------------------------------------------------------------------------- planning
+
+@dataclass
+class Plan:
+    """A resolved run: the data, labels and folds, and what each fold needs."""
+
+    cfg: RunConfig
+    method_cls: type[Method]
+    method_config: dict[str, Any]
+    windows: WindowSet
+    labels: Labels
+    folds: list[Fold]
+    preset: str
+    cache_path: Path | None
+    leaky: bool
+    n_dropped: dict[str, int]
+
+    @property
+    def run_name(self) -> str:
+        cfg = self.cfg
+        return cfg.name or f"{cfg.method}-{cfg.dataset}-{cfg.protocol}-{cfg.labels.scheme}"
+
+
+def plan_run(cfg: RunConfig, progress: bool = False) -> Plan:
+    """Resolve names, prepare data, make labels and folds; every check happens here, before
+    any training."""
+    from affectlab.presets import prepare
+
+    method_cls = METHODS.get(cfg.method) if cfg.method in METHODS else _lookup_method(cfg.method)
+    if method_cls.protocols is not None and cfg.protocol not in method_cls.protocols:
+        raise ConfigError("protocol", f"{cfg.method} supports {', '.join(method_cls.protocols)}; "
+                                      f"got {cfg.protocol}")
+    method_options = dict(cfg.options["method"])
+    if cfg.report_oracle and "report_oracle" in method_cls.Config.model_fields:
+        method_options["report_oracle"] = True
+    method_config = build_config(method_cls, cfg.method_preset, method_options).model_dump()
+    preset = cfg.preset or method_cls.data_preset_for(cfg.dataset)
+    protocol = create_protocol(cfg.protocol, cfg.dataset, seed=cfg.seed,
+                               **cfg.options["protocol"])
+    windows, cache_path = prepare(cfg.dataset, cfg.root, preset, cfg.options["data"],
+                                  cache_dir=cfg.cache_dir, progress=progress)
+    if cfg.modalities:
+        windows = windows.select_modalities(cfg.modalities)
+    labels = make_labels(windows.meta, cfg.dataset, cfg.labels.scheme, cfg.labels.threshold)
+    keep, dropped = _usable(windows, labels, protocol)
+    windows = windows.subset(keep)
+    y = labels.y[keep]
+    labels = Labels(y, labels.classes, labels.scheme)
+    folds = protocol.folds(windows.meta, y)
+    folds = check_classes(folds, y, labels.n_classes, protocol.opts["on_missing_class"])
+    for fold in folds:
+        fold.train_modalities = fold.train_modalities or tuple(windows.names)
+        fold.test_modalities = fold.test_modalities or tuple(windows.names)
+        for name in (*fold.train_modalities, *fold.test_modalities):
+            if name not in windows.names:
+                raise ConfigError("protocol.modalities", f"'{name}' is not in the data; "
+                                  f"available: {', '.join(windows.names)}")
+    return Plan(cfg, method_cls, method_config, windows, labels, folds, preset, cache_path,
+                protocol.leaky, dropped)
+
+
+def _lookup_method(name: str) -> type[Method]:
+    import affectlab.methods  # noqa: F401  (registers built-ins)
+
+    return METHODS.get(name)
+
+
+def _usable(windows: WindowSet, labels: Labels, protocol) -> tuple[np.ndarray, dict[str, int]]:
+    """Windows with a defined label and every used modality available (counted when dropped)."""
+    ok = labels.defined.copy()
+    dropped = {"undefined_label": int((~labels.defined).sum())}
+    for name in windows.names:
+        avail = windows.available(name)
+        dropped[f"missing_{name}"] = int((ok & ~avail).sum())
+        ok &= avail
+    if not ok.any():
+        raise AffectlabError(f"no usable windows: {dropped}")
+    return np.flatnonzero(ok), {k: v for k, v in dropped.items() if v}
+
+
+# --------------------------------------------------------------------------- one fold
+
+def fold_splits(plan: Plan, fold: Fold) -> tuple[Split, Split | None, Split | None, Split]:
+    """The Split objects a method sees for a fold (labels only on train and val)."""
+    ws, y = plan.windows, plan.labels.y
+    train = Split(ws.subset(fold.train), y[fold.train], fold.train_modalities)
+    val = Split(ws.subset(fold.val), y[fold.val], fold.train_modalities) if len(fold.val) \
+        else None
+    unlabeled_idx = fold.unlabeled
+    if not plan.method_cls.transductive:
+        unlabeled_idx = np.setdiff1d(unlabeled_idx, fold.test)
+    unlabeled = Split(ws.subset(unlabeled_idx), None, tuple(ws.names)) if len(unlabeled_idx) \
+        else None
+    test = Split(ws.subset(fold.test).select_modalities(fold.test_modalities), None,
+                 fold.test_modalities)
+    return train, unlabeled, val, test
+
+
+def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
+    """Fit and predict one fold; write predictions and metrics atomically; return metrics."""
+    cfg = plan.cfg
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    method = plan.method_cls(plan.method_cls.Config(**plan.method_config),
+                             n_classes=plan.labels.n_classes, seed=cfg.seed + k, device=device)
+    method.on_epoch = on_epoch
+    train, unlabeled, val, test = fold_splits(plan, plan.folds[k])
+    start = time.perf_counter()
+    method.fit(train, unlabeled=unlabeled, val=val)
+    predictions = method.predict(test)
+    seconds = time.perf_counter() - start
+    if predictions.probs.shape != (len(test), plan.labels.n_classes):
+        raise AffectlabError(f"{cfg.method} returned probs of shape {predictions.probs.shape}, "
+                             f"expected {(len(test), plan.labels.n_classes)}")
+    fold = plan.folds[k]
+    y_true = plan.labels.y[fold.test]
+    metrics = evaluation.fold_metrics(y_true, predictions.probs, plan.labels.n_classes,
+                                      predictions.uncertainty)
+    metrics.update(fold=fold.name, index=k, info=fold.info, n_train=len(fold.train),
+                   n_val=len(fold.val), n_unlabeled=len(unlabeled) if unlabeled else 0,
+                   seconds=round(seconds, 3), extras=predictions.extras,
+                   train_modalities=list(fold.train_modalities),
+                   test_modalities=list(fold.test_modalities))
+    if cfg.report_oracle and predictions.epoch_probs is not None:
+        metrics["oracle_best_epoch"] = evaluation.oracle_best_epoch(predictions.epoch_probs,
+                                                                    y_true)
+    write_fold(fold_dir, _prediction_table(plan, fold, y_true, predictions), metrics)
+    return metrics
+
+
+def _prediction_table(plan: Plan, fold: Fold, y_true: np.ndarray,
+                      predictions: Predictions) -> pd.DataFrame:
+    meta = plan.windows.meta.iloc[fold.test]
+    table = pd.DataFrame({"index": fold.test, "subject": meta["subject"].to_numpy(),
+                          "session": meta["session"].to_numpy(),
+                          "trial": meta["trial"].to_numpy(),
+                          "window": meta["window"].to_numpy(), "y_true": y_true,
+                          "y_pred": predictions.labels})
+    for c in range(predictions.probs.shape[1]):
+        table[f"prob_{c}"] = predictions.probs[:, c]
+    if predictions.uncertainty is not None:
+        table["uncertainty"] = np.asarray(predictions.uncertainty, dtype=float)
+    return table
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_fold(fold_dir: Path, table: pd.DataFrame, metrics: dict) -> None:
+    """predictions.csv first, metrics.json last: a fold with metrics.json is complete."""
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
+    atomic_write_text(fold_dir / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# --------------------------------------------------------------------------- the whole run
+
+def resolved_config(plan: Plan) -> dict[str, Any]:
+    """The configuration as it will be run (written to config.yaml and summary.json)."""
+    raw = plan.cfg.model_dump()
+    raw["preset"] = plan.preset
+    raw["options"]["method"] = plan.method_config
+    raw["options"]["data"] = plan.windows.description.get("options", {})
+    return json.loads(json.dumps(raw, default=_jsonable))
+
+
+def prepare_run_dir(plan: Plan, out: str | Path | None, overwrite: bool = False) -> Path:
+    """Create the run directory, or check that an existing one holds the same config."""
+    run_dir = Path(out) if out else Path("runs") / plan.run_name
+    config = resolved_config(plan)
+    config_path = run_dir / "config.yaml"
+    if config_path.exists() and not overwrite:
+        existing = yaml.safe_load(config_path.read_text())
+        if _comparable(existing) != _comparable(config):
+            raise ConfigError("--out", f"{run_dir} holds a run with a different config; choose "
+                                       "another --out, or pass --overwrite to start it afresh")
+    if overwrite and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    (run_dir / "folds").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+    return run_dir
+
+
+def _comparable(config: dict) -> dict:
+    """Config without fields that do not change results (device, threads, cache location)."""
+    return {k: v for k, v in config.items() if k not in ("device", "threads", "cache_dir")}
+
+
+def load_fold(fold_dir: Path) -> dict | None:
+    path = fold_dir / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None             # a damaged file: the fold is redone
+
+
+def execute(plan: Plan, run_dir: Path, progress: bool = False) -> dict:
+    """Run every unfinished fold in this process, then write the summary."""
+    _attach_log(run_dir)
+    log.info("run %s: %d folds, method %s, protocol %s%s", plan.run_name, len(plan.folds),
+             plan.cfg.method, plan.cfg.protocol, " (LEAKY)" if plan.leaky else "")
+    with _Progress(progress, len(plan.folds)) as bar:
+        for k, fold in enumerate(plan.folds):
+            fold_dir = run_dir / "folds" / f"{k:03d}"
+            if load_fold(fold_dir) is not None:
+                log.info("fold %d (%s) already finished: skipped", k, fold.name)
+                bar.fold_done(fold.name, resumed=True)
+                continue
+            bar.fold_start(fold.name)
+            metrics = run_fold(plan, k, fold_dir, on_epoch=bar.epoch)
+            log.info("fold %d (%s): accuracy %.4f, balanced %.4f, %.1fs", k, fold.name,
+                     metrics["accuracy"], metrics["balanced_accuracy"], metrics["seconds"])
+            bar.fold_done(fold.name)
+    return write_summary(plan, run_dir)
+
+
+def _attach_log(run_dir: Path) -> None:
+    path = str(run_dir / "run.log")
+    for handler in list(log.handlers):
+        if isinstance(handler, logging.FileHandler):
+            log.removeHandler(handler)
+            handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+class _Progress:
+    """Progress bars over folds and epochs (rich), or nothing."""
+
+    def __init__(self, enabled: bool, n_folds: int):
+        self.enabled, self.n_folds = enabled, n_folds
+        self.bar = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+            self.bar.start()
+            self.folds = self.bar.add_task("folds", total=self.n_folds)
+            self.epochs = self.bar.add_task("epochs", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def fold_start(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.epochs, description=f"  {name}: epochs", completed=0,
+                            total=None)
+
+    def fold_done(self, name: str, resumed: bool = False) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.folds)
+
+    def epoch(self, epoch: int, n_epochs: int, logs: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(self.epochs, completed=epoch + 1, total=n_epochs)
+
+
+def collect_folds(plan: Plan, run_dir: Path) -> tuple[list[dict], pd.DataFrame]:
+    metrics, tables = [], []
+    for k in range(len(plan.folds)):
+        fold_dir = run_dir / "folds" / f"{k:03d}"
+        result = load_fold(fold_dir)
+        if result is None:
+            raise AffectlabError(f"fold {k} has no results in {fold_dir}")
+        metrics.append(result)
+        tables.append(pd.read_csv(fold_dir / "predictions.csv").assign(fold=k))
+    return metrics, pd.concat(tables, ignore_index=True)
+
+
+def write_summary(plan: Plan, run_dir: Path) -> dict:
+    """Aggregate the folds into summary.json and summary.md."""
+    per_fold, predictions = collect_folds(plan, run_dir)
+    names = [*evaluation.METRICS, "ovr_accuracy", *evaluation.UNCERTAINTY_METRICS]
+    summary = {
+        "method": plan.cfg.method, "dataset": plan.cfg.dataset, "protocol": plan.cfg.protocol,
+        "label_scheme": plan.labels.scheme, "classes": list(plan.labels.classes),
+        "leaky": plan.leaky, "transductive": bool(plan.method_cls.transductive),
+        "n_folds": len(per_fold), "fold_names": [f["fold"] for f in per_fold],
+        "metrics": evaluation.aggregate(per_fold, names),
+        "per_subject": evaluation.per_subject(predictions),
+        "n_windows": len(plan.windows), "dropped_windows": plan.n_dropped,
+        "data_preset": plan.preset, "forms": plan.windows.description.get("forms", {}),
+        "seed": plan.cfg.seed, "config": resolved_config(plan),
+        "version": affectlab.__version__,
+        "cache": str(plan.cache_path) if plan.cache_path else None,
+    }
+    extras = [f.get("extras", {}) for f in per_fold]
+    extra_names = sorted({k for e in extras for k in e})
+    if extra_names:
+        summary["extras"] = evaluation.aggregate(extras, extra_names)
+    oracle = [f["oracle_best_epoch"]["accuracy"] for f in per_fold if "oracle_best_epoch" in f]
+    if oracle:
+        summary["oracle_best_epoch"] = {"accuracy": {"mean": float(np.mean(oracle)),
+                                                     "std": float(np.std(oracle)),
+                                                     "per_fold": oracle},
+                                        "note": "best test epoch: selected on TEST labels, "
+                                                "not an honest estimate"}
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1,
+                                                            default=_jsonable))
+    atomic_write_text(run_dir / "summary.md", summary_markdown(summary))
+    return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    """A readable summary: header, flags, per-fold table and mean +- std."""
+    lines = [f"# {summary['method']} on {summary['dataset']} — {summary['protocol']} "
+             f"({summary['label_scheme']})", ""]
+    if summary["leaky"]:
+        lines += ["**LEAKY protocol**: windows of one trial are on both sides of the split; the "
+                  "figures below overestimate generalisation.", ""]
+    if summary["transductive"]:
+        lines += ["Transductive: the method used the test part's data without labels.", ""]
+    metrics = summary["metrics"]
+    shown = [m for m in ("accuracy", "balanced_accuracy", "f1_macro", "kappa", "ece",
+                         "error_auroc") if m in metrics]
+    lines += ["| fold | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for k, name in enumerate(summary["fold_names"]):
+        cells = [_fmt(metrics[m]["per_fold"][k]) for m in shown]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| **mean ± std** | " + " | ".join(
+        f"{_fmt(metrics[m]['mean'])} ± {_fmt(metrics[m]['std'])}" for m in shown) + " |")
+    if "oracle_best_epoch" in summary:
+        o = summary["oracle_best_epoch"]["accuracy"]
+        lines += ["", f"oracle_best_epoch accuracy (selected on test labels, NOT honest): "
+                      f"{_fmt(o['mean'])} ± {_fmt(o['std'])}"]
+    lines += ["", f"{summary['n_folds']} folds, seed {summary['seed']}, affectlab "
+                  f"{summary['version']}, data preset `{summary['data_preset']}`."]
+    if summary["dropped_windows"]:
+        lines.append(f"Dropped windows: {summary['dropped_windows']}.")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f}"
+
+
+def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: bool = False,
+                   progress: bool = False) -> tuple[dict, Path]:
+    """Plan, create / resume the run directory, run the folds, summarise."""
+    plan = plan_run(cfg, progress=progress)
+    run_dir = prepare_run_dir(plan, out, overwrite)
+    return execute(plan, run_dir, progress=progress), run_dir
