@@ -323,8 +323,13 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
     arrays: dict[str, list[np.ndarray]] = {name: [] for name in plan}
     rows: list[dict] = []
     tracker = _progress(progress, f"{spec.name}/{preset}")
+    rates: dict[str, float] = {}
     for rec in recordings:
         _add_recording(rec, plan, opts, arrays, rows)
+        for name, stream in rec.streams.items():
+            rates.setdefault(name, float(stream.sfreq))
+        for name, feats in rec.features.items():
+            rates.setdefault(name, 1.0 / feats.window_s)
         tracker.advance()
     tracker.close()
     if not rows:
@@ -337,6 +342,7 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
         tensors[name] = torch.from_numpy(np.ascontiguousarray(stacked))
     description = {"dataset": spec.name, "preset": preset, "options": opts,
                    "forms": {name: _describe(form) for name, form in plan.items()},
+                   "sampling_rates": rates,
                    "cache_version": CACHE_VERSION}
     return WindowSet(tensors, meta, description)
 

@@ -102,6 +102,9 @@ class Method:
     #: protocols the method supports (``None``: all)
     protocols: ClassVar[tuple[str, ...] | None] = None
     summary: ClassVar[str] = ""
+    #: what ``affectlab demo`` runs for this method (synthetic data, fast preset)
+    demo: ClassVar[dict[str, Any]] = {"dataset": "deap", "protocol": "subject_kfold",
+                                      "labels": "binary_valence", "options": {}}
 
     def __init__(self, config: MethodConfig, n_classes: int, seed: int = 0,
                  device: str | torch.device = "cpu"):

@@ -1,0 +1,108 @@
+"""``affectlab synth``, ``info``, ``prepare`` and ``list``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from affectlab.cli import app
+
+
+def _data_options(overrides: list[str]) -> dict:
+    from affectlab.run import apply_overrides
+
+    return apply_overrides({}, overrides).get("options", {}).get("data", {})
+
+
+@app.command()
+def synth(out: Path = typer.Option(..., help="folder to write the datasets into"),
+          datasets: str = typer.Option("all", help="comma-separated names, or 'all'"),
+          subjects: int = typer.Option(4, min=1, help="subjects per dataset"),
+          seed: int = typer.Option(0, help="random seed"),
+          seconds: float = typer.Option(None, help="stimulus seconds per trial (default: "
+                                                   "each dataset's shortened length)")) -> None:
+    """Write synthetic datasets in the released file formats, with known effects."""
+    from affectlab.datasets import DATASET_NAMES
+    from affectlab.datasets import synth as write
+
+    names = list(DATASET_NAMES) if datasets == "all" else [d.strip() for d in datasets.split(",")]
+
+    def report(name: str, entry: dict) -> None:
+        size = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
+        typer.echo(f"  {name:8s} {len(entry['trials']):5d} trials  {size / 1e6:7.1f} MB  "
+                   f"{entry['seconds_to_write']:5.1f} s  -> {out / name}")
+
+    typer.echo(f"writing synthetic datasets to {out}")
+    write(out, names, n_subjects=subjects, seed=seed, seconds=seconds, progress=report)
+    typer.echo(f"latent labels: {out / 'manifest.json'}")
+
+
+@app.command()
+def info(dataset: str = typer.Argument(..., help="dataset name"),
+         root: Path = typer.Option(..., help="dataset folder as released"),
+         preset: str = typer.Option("default", help="data preset"),
+         set_: list[str] = typer.Option([], "--set", help="data option, e.g. data.window_s=2"),
+         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+         cache_dir: Path = typer.Option(None, help="WindowSet cache folder")) -> None:
+    """Counts, shapes, sampling rates and label distributions of a dataset."""
+    from affectlab.inspect import dataset_info
+
+    result = dataset_info(dataset, root, preset, _data_options(set_), cache_dir)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{result['dataset']} ({preset})", show_header=False)
+    for key in ("n_subjects", "sessions", "n_trials", "n_windows"):
+        table.add_row(key, str(result[key]))
+    for name, shape in result["modalities"].items():
+        table.add_row(f"modality {name}", f"{tuple(shape)}  {result['forms'].get(name, '')}")
+    for name, rate in result["sampling_rates"].items():
+        table.add_row(f"rate {name}", f"{rate:g} Hz")
+    for scheme, counts in result["labels"].items():
+        table.add_row(f"labels {scheme}", ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    console.print(table)
+
+
+@app.command()
+def prepare(dataset: str = typer.Argument(...), root: Path = typer.Option(...),
+            preset: str = typer.Option("default"),
+            set_: list[str] = typer.Option([], "--set", help="data option, e.g. data.window_s=2"),
+            cache_dir: Path = typer.Option(None)) -> None:
+    """Build (or find) the cached WindowSet and print where it is."""
+    from affectlab.presets import prepare as build
+
+    windows, folder = build(dataset, root, preset, _data_options(set_), cache_dir=cache_dir,
+                            progress=True)
+    typer.echo(f"{len(windows)} windows, modalities {windows.summary()['modalities']}")
+    typer.echo(str(folder))
+
+
+@app.command("list")
+def list_names() -> None:
+    """Datasets, data presets, methods, protocols and label schemes."""
+    from affectlab.datasets import DATASET_NAMES, get_spec
+    from affectlab.labels import SCHEMES
+    from affectlab.methods import METHODS
+    from affectlab.presets import PRESETS
+    from affectlab.protocols import PROTOCOLS
+
+    typer.echo("datasets:")
+    for name in DATASET_NAMES:
+        typer.echo(f"  {name:16s} {get_spec(name).title}: {', '.join(get_spec(name).modalities)}")
+    typer.echo("data presets:")
+    for name, p in PRESETS.items():
+        typer.echo(f"  {name:16s} {p.summary} [{', '.join(p.datasets)}]")
+    typer.echo("methods:")
+    for name, cls in METHODS.items():
+        flag = " (transductive)" if cls.transductive else ""
+        typer.echo(f"  {name:16s} {cls.summary}{flag}")
+    typer.echo("protocols:")
+    for name, cls in PROTOCOLS.items():
+        typer.echo(f"  {name:16s} {cls.summary}")
+    typer.echo("label schemes:\n  " + ", ".join(SCHEMES))

@@ -1,0 +1,32 @@
+"""What ``affectlab info`` reports about a dataset under a preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from affectlab.errors import ConfigError
+from affectlab.labels import SCHEMES, make_labels
+from affectlab.presets import prepare
+
+
+def dataset_info(dataset: str, root: str | Path, preset: str = "default",
+                 options: dict | None = None, cache_dir: str | Path | None = None) -> dict:
+    """``dataset, n_subjects, sessions, n_trials, n_windows, modalities, sampling_rates,
+    labels: {scheme: {class: count}}`` (windows per class; schemes that do not fit are left
+    out), plus ``forms`` and ``missing`` (windows lacking each modality)."""
+    windows, _ = prepare(dataset, root, preset, options, cache_dir=cache_dir, progress=True)
+    summary = windows.summary()
+    labels = {}
+    for scheme in SCHEMES:
+        try:
+            result = make_labels(windows.meta, windows.description["dataset"], scheme)
+        except ConfigError:
+            continue
+        counts = np.bincount(result.y[result.defined], minlength=result.n_classes)
+        labels[scheme] = {name: int(c) for name, c in zip(result.classes, counts, strict=True)}
+    missing = {name: int((~windows.available(name)).sum()) for name in windows.names}
+    return {"dataset": windows.description["dataset"], **summary,
+            "sampling_rates": windows.description.get("sampling_rates", {}), "labels": labels,
+            "forms": windows.description.get("forms", {}), "missing": missing}
