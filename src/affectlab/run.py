@@ -57,6 +57,8 @@ class RunConfig(BaseModel):
     device: str = "auto"
     threads: int = Field(1, ge=1, description="torch threads per worker process")
     report_oracle: bool = False
+    max_folds: int | None = Field(None, ge=1, description="run only the first N folds "
+                                  "(smoke tests); the summary says so")
     cache_dir: str | None = None
     name: str | None = None
     options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
@@ -171,6 +173,8 @@ def plan_run(cfg: RunConfig, progress: bool = False) -> Plan:
     labels = Labels(y, labels.classes, labels.scheme)
     folds = protocol.folds(windows.meta, y)
     folds = check_classes(folds, y, labels.n_classes, protocol.opts["on_missing_class"])
+    if cfg.max_folds is not None:
+        folds = folds[: cfg.max_folds]
     for fold in folds:
         fold.train_modalities = fold.train_modalities or tuple(windows.names)
         fold.test_modalities = fold.test_modalities or tuple(windows.names)

@@ -1,0 +1,157 @@
+"""Protocols: the leakage property, fold structure, leaky flag and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from affectlab.errors import ConfigError, ProtocolError, UnknownNameError
+from affectlab.protocols import PROTOCOLS, check_classes, create_protocol, leak_check
+
+LEAK_FREE_OPTIONS = {
+    "subject_dependent": {"n_splits": 2},
+    "loso": {},
+    "subject_kfold": {"n_splits": 2},
+    "cross_session": {},
+    "stimulus_kfold": {"n_splits": 2},
+    "cross_modal": {"modalities": ["eeg", "eye"], "split": "kfold", "n_splits": 2},
+    "label_ratio": {"ratio": 0.5, "n_splits": 2},
+}
+
+
+def make_meta(n_subjects: int, n_sessions: int, n_trials: int, n_windows: int) -> pd.DataFrame:
+    rows = [{"subject": s, "session": e, "trial": t, "window": w, "stimulus": f"clip{t}"}
+            for s in range(1, n_subjects + 1) for e in range(1, n_sessions + 1)
+            for t in range(1, n_trials + 1) for w in range(n_windows)]
+    return pd.DataFrame(rows)
+
+
+def test_every_registered_protocol_is_covered():
+    assert set(PROTOCOLS.names()) == set(LEAK_FREE_OPTIONS) | {"random_window"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_subjects=st.integers(2, 4), n_sessions=st.integers(2, 3), n_trials=st.integers(4, 8),
+       n_windows=st.integers(1, 4), seed=st.integers(0, 99),
+       name=st.sampled_from(sorted(LEAK_FREE_OPTIONS)))
+def test_leak_free_protocols_never_split_a_trial(n_subjects, n_sessions, n_trials, n_windows,
+                                                 seed, name):
+    meta = make_meta(n_subjects, n_sessions, n_trials, n_windows)
+    y = (meta["trial"].to_numpy() % 2).astype(int)
+    protocol = create_protocol(name, "seed_iv", seed=seed, **LEAK_FREE_OPTIONS[name])
+    assert not protocol.leaky
+    for fold in protocol.folds(meta, y):
+        assert leak_check(meta, fold) == []
+        covered = np.concatenate([fold.train, fold.val, fold.test])
+        assert len(np.unique(covered)) == len(covered)
+
+
+def test_leak_free_on_every_synthetic_dataset(synthetic_root):
+    from affectlab.datasets import DATASET_NAMES
+    from affectlab.presets import prepare
+
+    for dataset in DATASET_NAMES:
+        ws, _ = prepare(dataset, synthetic_root(dataset, n_subjects=3), "default",
+                        use_cache=False)
+        for name, options in LEAK_FREE_OPTIONS.items():
+            if name == "cross_modal" or (name == "cross_session" and ws.meta["session"].nunique()
+                                         < 2):
+                continue
+            for fold in create_protocol(name, dataset, **options).folds(ws.meta):
+                assert leak_check(ws.meta, fold) == [], (dataset, name, fold.name)
+
+
+def test_random_window_is_leaky_and_does_split_trials():
+    meta = make_meta(2, 1, 4, 10)
+    protocol = create_protocol("random_window", "deap", n_repeats=2)
+    assert protocol.leaky
+    folds = protocol.folds(meta)
+    assert len(folds) == 2 and any(leak_check(meta, f) for f in folds)
+    fold = folds[0]
+    assert abs(len(fold.test) - 0.15 * len(meta)) <= 1
+    clips = create_protocol("random_window", "deap", unit="clip").folds(meta)[0]
+    clip_ids = meta["stimulus"] + "_" + meta["window"].astype(str)
+    assert not set(clip_ids[clips.train]) & set(clip_ids[clips.test])
+
+
+def test_loso_folds_and_target():
+    meta = make_meta(3, 2, 4, 2)
+    folds = create_protocol("loso", "seed_iv").folds(meta)
+    assert [f.name for f in folds] == ["subj1", "subj2", "subj3"]
+    for fold in folds:
+        assert set(meta["subject"][fold.test]) == {fold.info["subject"]}
+        np.testing.assert_array_equal(fold.unlabeled, fold.test)
+        assert fold.info["subject"] not in set(meta["subject"][np.r_[fold.train, fold.val]])
+    per_session = create_protocol("loso", "seed_iv", per_session=True).folds(meta)
+    assert len(per_session) == 6
+
+
+def test_fixed_trial_split_of_the_papers():
+    meta = make_meta(1, 3, 24, 2)
+    folds = create_protocol("subject_dependent", "seed_iv", split="fixed",
+                            val_fraction=0).folds(meta)
+    assert len(folds) == 3
+    assert sorted(set(meta["trial"][folds[0].train])) == list(range(1, 17))
+    assert sorted(set(meta["trial"][folds[0].test])) == list(range(17, 25))
+    with pytest.raises(ConfigError, match="train_trials"):
+        create_protocol("subject_dependent", "deap", split="fixed").folds(make_meta(1, 1, 4, 1))
+
+
+def test_cross_modal_directions():
+    meta = make_meta(1, 1, 10, 2)
+    folds = create_protocol("cross_modal", "seed_iv", modalities=["eeg", "eye"],
+                            train_trials=6).folds(meta)
+    assert [(f.train_modalities, f.test_modalities) for f in folds] == [
+        (("eeg",), ("eeg",)), (("eeg",), ("eye",)), (("eye",), ("eeg",)), (("eye",), ("eye",))]
+    with pytest.raises(ConfigError, match="two modalities"):
+        create_protocol("cross_modal", "seed_iv").folds(meta)
+
+
+def test_label_ratio_keeps_a_fraction_of_training_trials():
+    meta = make_meta(1, 1, 20, 3)
+    y = (meta["trial"].to_numpy() % 2).astype(int)
+    full = create_protocol("subject_dependent", "deap", n_splits=2, val_fraction=0).folds(meta, y)
+    part = create_protocol("label_ratio", "deap", ratio=0.2, n_splits=2,
+                           val_fraction=0).folds(meta, y)
+    for a, b in zip(full, part, strict=True):
+        assert len(b.train) == pytest.approx(0.2 * len(a.train), abs=3)
+        assert set(b.train) <= set(a.train)
+        assert set(a.train) - set(b.train) <= set(b.unlabeled)
+
+
+def test_protocols_that_do_not_fit_the_data():
+    one_session = make_meta(3, 1, 4, 2)
+    with pytest.raises(ProtocolError, match="cross_session needs at least 2 sessions"):
+        create_protocol("cross_session", "deap").folds(one_session)
+    with pytest.raises(ProtocolError, match="loso needs at least 2 subjects"):
+        create_protocol("loso", "deap").folds(make_meta(1, 1, 4, 2))
+    with pytest.raises(UnknownNameError, match="loso"):
+        create_protocol("leave_one_out", "deap")
+    with pytest.raises(ConfigError, match="protocol.k"):
+        create_protocol("loso", "deap", k=3)
+
+
+def test_class_absent_from_training():
+    meta = make_meta(2, 1, 4, 2)
+    y = (meta["subject"].to_numpy() == 2).astype(int)      # class 1 only in subject 2
+    folds = create_protocol("loso", "deap").folds(meta, y)
+    with pytest.raises(ProtocolError, match="subj1: class \\[1\\]|lack a class"):
+        check_classes(folds, y, 2, "error")
+    assert check_classes(folds, y, 2, "skip") == []
+    assert len(check_classes(folds, y, 2, "train")) == 2
+
+
+def test_sklearn_compatible_split():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_validate
+
+    meta = make_meta(3, 1, 6, 2)
+    rng = np.random.default_rng(0)
+    y = (meta["trial"].to_numpy() % 2).astype(int)
+    x = rng.normal(size=(len(meta), 3)) + y[:, None]
+    protocol = create_protocol("loso", "deap")
+    scores = cross_validate(LogisticRegression(), x, y, cv=list(protocol.split(meta, y)))
+    assert len(scores["test_score"]) == 3
