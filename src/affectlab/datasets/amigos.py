@@ -69,7 +69,7 @@ COLUMNS = {
 }
 # position of each rating in labels_selfassessment (arousal first)
 RATING_COLUMNS = {"arousal": 0, "valence": 1, "dominance": 2, "liking": 3}
-READ_ERRORS = (MatReadError, ValueError, TypeError, OSError, EOFError, zlib.error,
+READ_ERRORS = (MatReadError, ValueError, TypeError, LookupError, OSError, EOFError, zlib.error,
                NotImplementedError)
 
 
@@ -169,7 +169,8 @@ def read(root: Path, subjects: Sequence[int] | None = None, face_dir: Path | Non
             rec = _recording(subject, k, cells, path, baseline_s, nan_policy)
             if rec is None:
                 continue
-            face_file = face_root / f"P{subject:02d}" / f"P{subject:02d}_{rec.stimulus.removeprefix('video')}.csv"
+            video = rec.stimulus.removeprefix("video")
+            face_file = face_root / f"P{subject:02d}" / f"P{subject:02d}_{video}.csv"
             if face_file.is_file():
                 rec.streams.update(openface.read_csv(face_file, stimulus_onset_s=face_onset_s))
             else:

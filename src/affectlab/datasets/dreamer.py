@@ -51,7 +51,7 @@ MODALITIES = {
     "ecg": ("ECG", "ECG_SamplingRate", ["ECG1", "ECG2"]),
 }
 SCORES = {"valence": "ScoreValence", "arousal": "ScoreArousal", "dominance": "ScoreDominance"}
-READ_ERRORS = (MatReadError, ValueError, TypeError, OSError, EOFError, zlib.error,
+READ_ERRORS = (MatReadError, ValueError, TypeError, LookupError, OSError, EOFError, zlib.error,
                NotImplementedError)
 
 
@@ -120,7 +120,9 @@ def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = "r
          **_: object) -> Iterator[Recording]:
     """Yield DREAMER recordings (one per subject x clip) with ``eeg`` and ``ecg`` streams."""
     check_nan_policy(nan_policy)
-    path = resolve_root(root, [FILE_NAME], "DREAMER") / FILE_NAME
+    root = Path(root).expanduser()
+    path = resolve_root(root.parent if root.is_file() else root, [FILE_NAME], "DREAMER") \
+        / FILE_NAME
     if not path.is_file():
         raise DatasetFormatError(path, "not a file", "the DREAMER.mat MATLAB file")
     top = load_struct(path)

@@ -101,9 +101,6 @@ class BdfHeader:
 
     labels: list[str]
     units: list[str]
-    n_records: int
-    record_s: float
-    samples_per_record: list[int]
 
 
 # --------------------------------------------------------------------------- session.xml
@@ -197,21 +194,20 @@ def read_bdf_header(path: Path) -> BdfHeader:
             n_channels = int(head[252:256].decode("ascii"))
             chans = handle.read(256 * n_channels)
         n_records = int(head[236:244].decode("ascii"))
-        record_s = float(head[244:252].decode("ascii"))
+        if len(chans) < 256 * n_channels:
+            raise ValueError(f"only {len(chans)} of {256 * n_channels} channel-header bytes")
         fields = _split_channel_fields(chans, n_channels)
         samples = [int(x) for x in fields["samples"]]
     except (ValueError, UnicodeDecodeError) as exc:
         raise DatasetFormatError(path, f"unreadable BDF header ({exc})",
                                  "a BioSemi BDF file") from exc
-    if len(chans) < 256 * n_channels:
-        raise DatasetFormatError(path, "truncated BDF header", f"{256 * (n_channels + 1)} bytes")
     if n_records > 0:
         expected = 256 * (n_channels + 1) + 3 * n_records * sum(samples)
         size = path.stat().st_size
         if size < expected:
             raise DatasetFormatError(path, f"truncated: {size} bytes, the header announces "
                                      f"{n_records} records", f"{expected} bytes")
-    return BdfHeader(fields["labels"], fields["units"], n_records, record_s, samples)
+    return BdfHeader(fields["labels"], fields["units"])
 
 
 def _split_channel_fields(chans: bytes, n: int) -> dict[str, list[str]]:
@@ -253,8 +249,7 @@ def _load_raw(path: Path) -> mne.io.BaseRaw:
                                  "a BioSemi BDF file") from exc
 
 
-def _streams(raw: mne.io.BaseRaw, header: BdfHeader, path: Path, onset: int,
-             offset: int) -> dict[str, Stream]:
+def _streams(raw: mne.io.BaseRaw, header: BdfHeader, onset: int, offset: int) -> dict[str, Stream]:
     """Cut every modality from recording start to clip offset, in physical units."""
     units = dict(zip(header.labels, header.units, strict=True))
     index = {name.lower(): i for i, name in enumerate(raw.ch_names)}
@@ -324,7 +319,7 @@ def _recording(session: Session, trial: int, face_dir: Path | None) -> Recording
     rec = Recording(dataset="mahnob", subject=session.subject, session=1, trial=trial,
                     stimulus=session.stimulus, ratings=dict(session.ratings),
                     source=str(session.bdf))
-    rec.streams.update(_streams(raw, header, session.bdf, onset, offset))
+    rec.streams.update(_streams(raw, header, onset, offset))
     sfreq = float(raw.info["sfreq"])
     face = _face(session, face_dir, onset / sfreq, (offset - onset) / sfreq)
     rec.streams.update(face)
@@ -389,9 +384,9 @@ def write_bdf(path: Path, data: np.ndarray, labels: list[str], start: datetime,
     n_records = n_times // spr
     if n_records * spr != n_times:
         raise ValueError("data length must be a whole number of 1-s records")
-    dims, pmin, pmax = (np.array(x, dtype=object) for x in zip(*(BDF_RANGES[c] for c in labels),
-                                                                strict=True))
-    pmin, pmax = pmin.astype(float), pmax.astype(float)
+    dims = [BDF_RANGES[c][0] for c in labels]
+    pmin = np.array([BDF_RANGES[c][1] for c in labels], float)
+    pmax = np.array([BDF_RANGES[c][2] for c in labels], float)
     dmin, dmax = DIGITAL
     digital = np.rint((data - pmin[:, None]) / (pmax - pmin)[:, None] * (dmax - dmin) + dmin)
     digital = np.clip(digital, dmin, dmax).astype("<i4")
@@ -467,8 +462,8 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             usable += 1
             trials.append({"subject": subject, "session": 1, "trial": usable,
                            "session_id": session_id, "stimulus": CLIPS[clip],
-                           "clip_seconds": ctx.clip_s, "face": face, **ratings,
-                           **{f"latent_{key}": val for key, val in latent.to_dict().items()}})
+                           "clip_seconds": ctx.clip_s, "face": face, **latent.to_dict(),
+                           **{f"rating_{key}": val for key, val in ratings.items()}})
         if subject == 1:
             skipped += _write_tagging_folder(root, rng, start)
     return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds,
@@ -574,7 +569,7 @@ def _write_bdf_trial(ctx: _Trial, rng: np.random.Generator, latent: syn.TrialLat
     return events
 
 
-def _write_face(ctx: _Trial, rng: np.random.Generator, subject_rng_seed: np.random.Generator,
+def _write_face(ctx: _Trial, rng: np.random.Generator, subject_rng: np.random.Generator,
                 latent: syn.TrialLatent, events: np.ndarray, lag_s: float) -> None:
     """OpenFace CSV of the frontal video: from recording start to 1 s after the clip."""
     n = int(round((ctx.offset / SFREQ + 1.0) * FACE_FPS))
@@ -582,13 +577,13 @@ def _write_face(ctx: _Trial, rng: np.random.Generator, subject_rng_seed: np.rand
     env = syn.event_envelope(rng, n, FACE_FPS, lag_s=PRE_S + lag_s, events=events)[0]
     calm = syn.TrialLatent(0.0, -0.3, None, latent.noisy, latent.session_gain)
     parts = [(calm, slice(0, n_pre)), (latent, slice(n_pre, n))]
-    state = subject_rng_seed.bit_generator.state
+    state = subject_rng.bit_generator.state
     au, marks, gaze = [], [], []
     for part_latent, span in parts:
         m = span.stop - span.start
-        subject_rng_seed.bit_generator.state = state     # same face template in both parts
+        subject_rng.bit_generator.state = state          # same face template in both parts
         au.append(syn.au_intensities(rng, m, FACE_FPS, part_latent, env[span]))
-        marks.append(syn.face_landmarks_3d(rng, m, part_latent, env[span], subject_rng_seed))
+        marks.append(syn.face_landmarks_3d(rng, m, part_latent, env[span], subject_rng))
         gaze.append(syn.gaze(rng, m, part_latent))
     success = np.ones(n, bool)
     success[rng.integers(0, n, size=max(1, n // 30))] = False
@@ -598,18 +593,17 @@ def _write_face(ctx: _Trial, rng: np.random.Generator, subject_rng_seed: np.rand
 
 def _write_tagging_folder(root: Path, rng: np.random.Generator, start: datetime) -> int:
     """An implicit-tagging session of participant 1 (isStim="0", no felt ratings): skipped."""
-    ctx = _Trial(root / SESSIONS_DIR / "43", 1, 1, 43, 0, 1.0, start + timedelta(hours=2))
+    folder, when = root / SESSIONS_DIR / "43", start + timedelta(hours=2)
     session = ET.Element("session", {"cutNr": "0", "mediaFile": "tag_001.jpg",
                                      "cutLenSec": "1.00", "sessionId": "43", "isStim": "0",
-                                     "date": ctx.start.strftime("%Y-%m-%dT%H:%M:%S")})
+                                     "date": when.strftime("%Y-%m-%dT%H:%M:%S")})
     ET.SubElement(session, "subject", {"id": "1"})
-    ctx.folder.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(session).write(ctx.folder / SESSION_XML, encoding="utf-8",
-                                  xml_declaration=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(session).write(folder / SESSION_XML, encoding="utf-8", xml_declaration=True)
     data = np.zeros((len(MAHNOB_CHANNELS), int(2 * SFREQ)))
     data[:32] = rng.normal(0, 10, (32, data.shape[1]))
     data[-1] = STATUS_HIGH_BITS
-    write_bdf(ctx.folder / "Part_1_S_Trial1_tagging.bdf", data, MAHNOB_CHANNELS, ctx.start)
+    write_bdf(folder / "Part_1_S_Trial1_tagging.bdf", data, MAHNOB_CHANNELS, when)
     return 1
 
 

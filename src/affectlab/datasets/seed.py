@@ -93,7 +93,7 @@ SEED_BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 14.0),
               "beta": (14.0, 31.0), "gamma": (31.0, 51.0)}
 # Synthetic offsets that put DE / PSD of microvolt EEG into the released ~10-27 range.
 DE_OFFSET = 14.0
-PSD_OFFSET = 10.0
+PSD_OFFSET = 14.0
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -135,6 +135,18 @@ def numbered_variables(content: dict[str, np.ndarray], path: Path, pattern: re.P
     return found
 
 
+def load_raw(path: Path, n_trials: int, what: str) -> dict[int, tuple[np.ndarray, str]]:
+    """Map trial -> (array, variable name) of a raw file with ``<initials>_eegN`` variables."""
+    if not path.is_file():
+        raise DatasetFormatError(path, "raw EEG file not found (pass raw=False to read the "
+                                 "features only)", what)
+    content = load_mat(path)
+    names = numbered_variables(content, path, RAW_VARIABLE, n_trials,
+                               f"{n_trials} variables <initials>_eeg1 ... <initials>_eeg"
+                               f"{n_trials}")
+    return {trial: (content[name], name) for trial, name in names.items()}
+
+
 def subject_files(folder: Path, pattern: re.Pattern = FILE_PATTERN) -> dict[int, list[Path]]:
     """Map subject -> its files in ``folder`` (group 1 = subject), sorted by name (= date)."""
     found: dict[int, list[Path]] = {}
@@ -158,10 +170,10 @@ def select_subjects(files: dict, subjects: Sequence[int] | None, folder: Path,
     return {s: files[s] for s in dict.fromkeys(subjects)}
 
 
-def add_raw_eeg(rec: Recording, content: dict[str, np.ndarray], path: Path, name: str,
+def add_raw_eeg(rec: Recording, array: np.ndarray, name: str, path: Path,
                 nan_policy: str) -> None:
     """Add variable ``name`` ((62, n) channel x time at 200 Hz) as the ``eeg`` stream."""
-    data = check_array(content[name], path, name, shape=(N_CHANNELS, None))
+    data = check_array(array, path, name, shape=(N_CHANNELS, None))
     if data.shape[1] == 0:
         raise DatasetFormatError(path, f"variable '{name}' has no samples", "(62, n), n > 0")
     if apply_nan_policy(rec, "eeg", data, path, name, nan_policy):
@@ -247,22 +259,15 @@ def read_labels(folder: Path) -> list[int]:
 def _session(subject: int, session: int, path: Path, eeg_dir: Path | None, eye_path: Path,
              labels: list[int], nan_policy: str) -> Iterator[Recording]:
     features = load_mat(path)
-    raw_path, raw = None, None
-    if eeg_dir is not None:
-        raw_path = eeg_dir / path.name
-        if not raw_path.is_file():
-            raise DatasetFormatError(raw_path, "raw EEG file not found (pass raw=False to read "
-                                     "features only)", f"the raw EEG of {path.name}")
-        raw = load_mat(raw_path)
-        names = numbered_variables(raw, raw_path, RAW_VARIABLE, N_TRIALS,
-                                   "15 variables <initials>_eeg1 ... <initials>_eeg15")
+    raw_path = None if eeg_dir is None else eeg_dir / path.name
+    raw = {} if raw_path is None else load_raw(raw_path, N_TRIALS, f"the raw EEG of {path.name}")
     eye = load_mat(eye_path) if eye_path.is_file() else None
     for trial in range(1, N_TRIALS + 1):
         rec = Recording(dataset="seed", subject=subject, session=session, trial=trial,
                         stimulus=f"clip{trial:02d}", native_label=labels[trial - 1],
                         source=str(path))
-        if raw is not None and raw_path is not None:
-            add_raw_eeg(rec, raw, raw_path, names[trial], nan_policy)
+        if raw_path is not None:
+            add_raw_eeg(rec, *raw[trial], raw_path, nan_policy)
         add_band_features(rec, features, path, trial, WINDOW_S, nan_policy)
         if eye is None:
             rec.missing.add("eye")
@@ -317,13 +322,13 @@ def synthetic_band_features(eeg: np.ndarray, sfreq: float, window_s: float
                             ) -> dict[str, np.ndarray]:
     """de/psd _movingAve/_LDS of synthetic EEG, each ``(n_channels, T, 5)`` as in the files.
 
-    DE = 0.5 ln(2 pi e var) and PSD = 10 log10(var / bandwidth), plus offsets that bring them
-    into the released value range.
+    DE = 0.5 ln(2 pi e var) and PSD = ln(var / bandwidth) (log power density), plus offsets
+    that bring them into the released value range.
     """
     power = band_power(eeg, sfreq, window_s)
     width = np.array([high - low for low, high in SEED_BANDS.values()])
     plain = {"de": 0.5 * np.log(2 * np.pi * np.e * power + 1e-12) + DE_OFFSET,
-             "psd": 10 * np.log10(power / width + 1e-12) + PSD_OFFSET}
+             "psd": np.log(power / width + 1e-12) + PSD_OFFSET}
     smoothers = {"movingAve": moving_average, "LDS": lds_smooth}
     return {f"{kind}_{s}": smoothers[s](values) for kind, values in plain.items()
             for s in SMOOTHINGS}

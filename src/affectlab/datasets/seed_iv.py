@@ -1,0 +1,202 @@
+"""SEED-IV: 15 subjects x 3 sessions x 24 film clips; 62-channel EEG, DE / PSD and eye features.
+
+Layout read (``--root`` is the folder holding the three folders below)::
+
+    eeg_feature_smooth/{1,2,3}/<subject>_<yyyymmdd>.mat   96 variables de_movingAve<k>, de_LDS<k>,
+                                                          psd_movingAve<k>, psd_LDS<k> (k = 1..24),
+                                                          (62, T, 5) channel x window x band,
+                                                          4-s windows
+    eye_feature_smooth/{1,2,3}/<subject>_<yyyymmdd>.mat   eye_1 .. eye_24, (31, T) feature x window
+    eeg_raw_data/{1,2,3}/<subject>_<yyyymmdd>.mat         <initials>_eeg1 .. _eeg24, (62, n) float
+                                                          channel x time, 200 Hz
+
+The session is the folder (not the date order). Labels (0 neutral, 1 sad, 2 fear, 3 happy) are
+fixed per session position (:data:`LABELS`); each session shows 24 different clips, so the
+stimulus id is ``s<session>_clip<NN>``. Raw variables are matched by the suffix ``_eeg(\\d+)$``;
+``raw=False`` skips the raw files (``eeg_raw_data/`` may then be absent). Eye features may hold
+NaN (blinks): ``nan_policy`` decides. A subject without an eye file has ``eye`` marked missing.
+When the eye and EEG feature window counts of a trial differ (by a window in the real data),
+every feature set is trimmed to the shortest; nothing is marked missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import scipy.io
+
+from affectlab.datasets import synthetic as syn
+from affectlab.datasets.base import (
+    DatasetSpec,
+    Recording,
+    check_nan_policy,
+    require_dir,
+    resolve_root,
+)
+from affectlab.datasets.channels import SEED_EEG
+from affectlab.datasets.seed import (
+    BAND_SETS,
+    SFREQ,
+    add_band_features,
+    add_eye_features,
+    add_raw_eeg,
+    check_synthetic_size,
+    load_mat,
+    load_raw,
+    select_subjects,
+    subject_files,
+    synthetic_band_features,
+    trim_windows,
+)
+from affectlab.errors import DatasetFormatError
+
+WINDOW_S = 4.0
+N_TRIALS = 24
+N_EYE = 31
+SESSIONS = (1, 2, 3)
+RAW_DIR = "eeg_raw_data"
+FEATURE_DIR = "eeg_feature_smooth"
+EYE_DIR = "eye_feature_smooth"
+CLASSES = ("neutral", "sad", "fear", "happy")
+LABELS = {
+    1: (1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 3, 3, 0, 3, 0, 3),
+    2: (2, 1, 3, 0, 0, 2, 0, 2, 3, 3, 2, 3, 2, 0, 1, 1, 2, 1, 0, 3, 0, 1, 3, 1),
+    3: (1, 2, 2, 1, 3, 3, 3, 1, 1, 2, 1, 0, 2, 3, 3, 0, 2, 3, 0, 0, 2, 0, 1, 0),
+}
+INITIALS = ("cz", "ha", "hql", "ldy", "ly", "mhw", "mz", "qyt", "rx", "tyc", "whh", "wll", "wq",
+            "zjd", "zjy")
+SESSION_DATES = (   # per subject 1..15, sessions 1..3
+    ("20160518", "20161125", "20161126"), ("20150915", "20150920", "20151012"),
+    ("20150919", "20151018", "20151101"), ("20151111", "20151118", "20151123"),
+    ("20160406", "20160413", "20160420"), ("20150507", "20150511", "20150512"),
+    ("20150715", "20150717", "20150721"), ("20151103", "20151110", "20151117"),
+    ("20151028", "20151119", "20151209"), ("20151014", "20151021", "20151023"),
+    ("20150916", "20150921", "20151011"), ("20150725", "20150804", "20150807"),
+    ("20151115", "20151125", "20161130"), ("20151205", "20151208", "20151215"),
+    ("20150508", "20150514", "20150527"),
+)
+
+
+def read(root: Path, subjects: Sequence[int] | None = None, raw: bool = True,
+         nan_policy: str = "raise", **_: object) -> Iterator[Recording]:
+    """Yield SEED-IV recordings (subject x session x clip): raw EEG, DE / PSD sets, eye."""
+    check_nan_policy(nan_policy)
+    root = resolve_root(root, [FEATURE_DIR, EYE_DIR, RAW_DIR], "SEED-IV")
+    feat_root = require_dir(root / FEATURE_DIR, "SEED-IV EEG features",
+                            "session folders 1/, 2/, 3/ of <subject>_<yyyymmdd>.mat files")
+    if raw:
+        require_dir(root / RAW_DIR, "SEED-IV raw EEG (pass raw=False to read features only)",
+                    "session folders 1/, 2/, 3/ of <subject>_<yyyymmdd>.mat files")
+    sessions = [s for s in SESSIONS if (feat_root / str(s)).is_dir()]
+    if not sessions:
+        raise DatasetFormatError(feat_root, "no session folders", "folders 1/, 2/, 3/")
+    files = {s: _session_files(feat_root / str(s)) for s in sessions}
+    every = {subject: None for s in sessions for subject in files[s]}
+    for subject in select_subjects(every, subjects, feat_root, "{s}_<yyyymmdd>.mat"):
+        for session in sessions:
+            path = files[session].get(subject)
+            if path is None:
+                raise DatasetFormatError(feat_root / str(session), f"subject {subject} has no "
+                                         "file", f"{subject}_<yyyymmdd>.mat")
+            raw_path = _find(root / RAW_DIR / str(session), subject) if raw else None
+            if raw and raw_path is None:
+                raise DatasetFormatError(root / RAW_DIR / str(session), f"subject {subject} has "
+                                         "no raw EEG file (pass raw=False to read features "
+                                         "only)", f"{subject}_<yyyymmdd>.mat")
+            eye_path = _find(root / EYE_DIR / str(session), subject)
+            yield from _session(subject, session, path, raw_path, eye_path, nan_policy)
+
+
+def _session_files(folder: Path) -> dict[int, Path]:
+    """Map subject -> its single file in a session folder."""
+    files = subject_files(folder)
+    for subject, paths in files.items():
+        if len(paths) > 1:
+            raise DatasetFormatError(folder, f"subject {subject} has {len(paths)} files "
+                                     f"({', '.join(p.name for p in paths)})",
+                                     "one file per subject in a session folder")
+    return {subject: paths[0] for subject, paths in files.items()}
+
+
+def _find(folder: Path, subject: int) -> Path | None:
+    return _session_files(folder).get(subject) if folder.is_dir() else None
+
+
+def _session(subject: int, session: int, path: Path, raw_path: Path | None,
+             eye_path: Path | None, nan_policy: str) -> Iterator[Recording]:
+    features = load_mat(path)
+    raw = {} if raw_path is None else load_raw(raw_path, N_TRIALS, "raw EEG of a session")
+    eye = {} if eye_path is None else load_mat(eye_path)
+    for trial in range(1, N_TRIALS + 1):
+        rec = Recording(dataset="seed_iv", subject=subject, session=session, trial=trial,
+                        stimulus=f"s{session}_clip{trial:02d}",
+                        native_label=LABELS[session][trial - 1], source=str(path))
+        if raw_path is not None:
+            add_raw_eeg(rec, *raw[trial], raw_path, nan_policy)
+        add_band_features(rec, features, path, trial, WINDOW_S, nan_policy)
+        if eye_path is None:
+            rec.missing.add("eye")
+        else:
+            add_eye_features(rec, eye, eye_path, f"eye_{trial}", N_EYE, WINDOW_S, nan_policy)
+        trim_windows(rec)
+        yield rec
+
+
+# --------------------------------------------------------------------------- synthetic writer
+
+def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
+                    seconds: float | None = None) -> dict:
+    """Write a synthetic SEED-IV: raw EEG, DE / PSD features and eye features per session.
+
+    Stimulus length defaults to 24 s per trial (6 windows of 4 s; real clips are about 2 min);
+    24 trials x 3 session folders, real file names, initials and labels. Features are computed
+    from the written raw EEG.
+    """
+    seconds = 24.0 if seconds is None else float(seconds)
+    check_synthetic_size(n_subjects, len(INITIALS), seconds, WINDOW_S, "SEED-IV")
+    n_times = int(round(seconds * SFREQ)) + 1
+    trials, profiles = [], {}
+    for subject in range(1, n_subjects + 1):
+        rng = syn.rng_for(seed, "seed_iv", subject)
+        profile = syn.SubjectProfile.draw(rng, subject)
+        profiles[subject] = profile.to_dict()
+        for session, date in zip(SESSIONS, SESSION_DATES[subject - 1], strict=True):
+            gain = float(rng.uniform(0.85, 1.15))
+            raw, features, eye = {}, {}, {}
+            for trial in range(1, N_TRIALS + 1):
+                index = LABELS[session][trial - 1]
+                latent = syn.draw_latent(rng, CLASSES[index], index, gain)
+                envelope, _ = syn.event_envelope(rng, n_times, SFREQ)
+                eeg = syn.quantize(syn.eeg(rng, SEED_EEG, n_times, SFREQ, latent, profile,
+                                           envelope))
+                raw[f"{INITIALS[subject - 1]}_eeg{trial}"] = eeg
+                sets = synthetic_band_features(eeg, SFREQ, WINDOW_S)
+                features.update({f"{name}{trial}": syn.quantize(sets[name], 2.0 ** -10)
+                                 for name in BAND_SETS})
+                n_windows = sets["de_LDS"].shape[1]
+                eye[f"eye_{trial}"] = syn.quantize(
+                    syn.eye_features(rng, n_windows, N_EYE, latent, profile).T, 2.0 ** -10)
+                trials.append({"subject": subject, "session": session, "trial": trial,
+                               "date": date, **latent.to_dict()})
+            name = f"{subject}_{date}.mat"
+            for folder, content in ((RAW_DIR, raw), (FEATURE_DIR, features), (EYE_DIR, eye)):
+                (root / folder / str(session)).mkdir(parents=True, exist_ok=True)
+                scipy.io.savemat(root / folder / str(session) / name, content,
+                                 do_compression=True)
+    return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds}
+
+
+SPEC = DatasetSpec(
+    name="seed_iv",
+    title="SEED-IV",
+    modalities=("eeg",),
+    feature_sets=(*BAND_SETS, "eye"),
+    rating_scale=None,
+    native_classes=CLASSES,
+    n_sessions=len(SESSIONS),
+    layout="eeg_raw_data/{1,2,3}/, eeg_feature_smooth/{1,2,3}/, eye_feature_smooth/{1,2,3}/ "
+           "<subject>_<date>.mat",
+    reader=read,
+    writer=write_synthetic,
+)
