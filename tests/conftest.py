@@ -29,3 +29,9 @@ def synthetic_root(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def windowset_cache(tmp_path_factory):
+    """One WindowSet cache folder per test session (per xdist worker)."""
+    return tmp_path_factory.mktemp("windowsets")

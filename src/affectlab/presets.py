@@ -127,11 +127,16 @@ def plan_me_mhacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
 
 
 def plan_clmer(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
-    """CLMER: physiology as a 128 Hz, 4-45 Hz series + the face serialized at 1 s."""
+    """CLMER: physiology as a 128 Hz, 4-45 Hz series + the face serialized at 1 s.
+
+    Every recorded physiological channel is kept, as in the paper (DEAP: 32 EEG + 2 EOG + 2 EMG
+    + GSR + respiration + plethysmograph + temperature = its "40 channels"; AMIGOS: 14 EEG +
+    2 ECG + GSR = its "17 channels"); the face gives 68 3-D landmarks, 17 AU intensities and gaze.
+    """
     plan: dict[str, dict[str, Any]] = {
         "eeg": {"form": "series", "source": "eeg"},
     }
-    for name in ("gsr", "ecg", "ppg", "resp", "temp"):
+    for name in ("eog", "emg", "gsr", "ecg", "ppg", "resp", "temp"):
         if name in get_spec(dataset).modalities:
             plan[name] = {"form": "series", "source": name}
     for name in ("face_landmarks", "face_au", "gaze"):
@@ -162,9 +167,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("me_mhacl", "raw 1 s windows, EEG 32 + GSR + Resp + Temp (+EOG), baseline template "
            "subtracted (ME-MHACL)", ("deap", "mahnob"),
            {**_COMMON, "window_s": 1.0, "baseline": "template"}, plan_me_mhacl),
-    Preset("clmer", "physiology resampled to 128 Hz, band-passed 4-45 Hz, face serialized at 1 s "
-           "(CLMER)", ("deap", "amigos", "mahnob"),
-           {**_COMMON, "window_s": 4.0, "stride_s": 4.0, "resample": 128.0,
+    Preset("clmer", "all physiological channels resampled to 128 Hz, band-passed 4-45 Hz, face "
+           "serialized at 1 s (landmarks, AUs, gaze), 5 s windows (CLMER)",
+           ("deap", "amigos", "mahnob"),
+           {**_COMMON, "window_s": 5.0, "stride_s": 5.0, "resample": 128.0,
             "bandpass": [4.0, 45.0]}, plan_clmer),
     Preset("raw", "raw windows of every continuous modality", DATASET_NAMES, dict(_COMMON),
            plan_raw),

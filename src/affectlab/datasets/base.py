@@ -126,6 +126,8 @@ def resolve_root(root: str | Path, markers: Sequence[str], dataset: str) -> Path
     (for example DEAP's ``data_preprocessed_python``) is accepted when that is unambiguous.
     """
     root = Path(root).expanduser()
+    if root.is_file():
+        root = root.parent
     if not root.exists():
         raise DatasetFormatError(
             root, f"{dataset} root does not exist", f"a folder holding {' or '.join(markers)}"

@@ -39,6 +39,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import scipy.io
 from scipy.ndimage import uniform_filter1d
 
@@ -94,6 +95,7 @@ SEED_BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 14.0),
 # Synthetic offsets that put DE / PSD of microvolt EEG into the released ~10-27 range.
 DE_OFFSET = 14.0
 PSD_OFFSET = 14.0
+RAW_STEP_UV = 0.5       # ADC-like resolution of the synthetic raw EEG (keeps files small)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -318,6 +320,18 @@ def lds_smooth(x: np.ndarray, process_var: float = 0.05, obs_var: float = 1.0) -
     return out
 
 
+def synthetic_eeg(rng: np.random.Generator, n_times: int, latent: syn.TrialLatent,
+                  profile: syn.SubjectProfile) -> np.ndarray:
+    """Synthetic 62-channel EEG at 200 Hz, ``(62, n_times)`` in uV, quantized.
+
+    Generated at an FFT-friendly length (n = seconds * 200 + 1 is often prime) and cut.
+    """
+    n_fast = scipy.fft.next_fast_len(n_times, real=True)
+    envelope, _ = syn.event_envelope(rng, n_fast, SFREQ)
+    eeg = syn.eeg(rng, SEED_EEG, n_fast, SFREQ, latent, profile, envelope)
+    return syn.quantize(eeg[:, :n_times], RAW_STEP_UV)
+
+
 def synthetic_band_features(eeg: np.ndarray, sfreq: float, window_s: float
                             ) -> dict[str, np.ndarray]:
     """de/psd _movingAve/_LDS of synthetic EEG, each ``(n_channels, T, 5)`` as in the files.
@@ -405,9 +419,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             for trial in range(1, N_TRIALS + 1):
                 index = LABELS[trial - 1] + 1
                 latent = syn.draw_latent(rng, CLASSES[index], index, gain)
-                envelope, _ = syn.event_envelope(rng, n_times, SFREQ)
-                eeg = syn.quantize(syn.eeg(rng, SEED_EEG, n_times, SFREQ, latent, profile,
-                                           envelope))
+                eeg = synthetic_eeg(rng, n_times, latent, profile)
                 raw[f"{INITIALS[subject - 1]}_eeg{trial}"] = eeg
                 features.update(_feature_variables(eeg, trial))
                 n_windows = features[f"de_LDS{trial}"].shape[1]

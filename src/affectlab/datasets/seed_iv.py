@@ -34,7 +34,6 @@ from affectlab.datasets.base import (
     require_dir,
     resolve_root,
 )
-from affectlab.datasets.channels import SEED_EEG
 from affectlab.datasets.seed import (
     BAND_SETS,
     SFREQ,
@@ -47,6 +46,7 @@ from affectlab.datasets.seed import (
     select_subjects,
     subject_files,
     synthetic_band_features,
+    synthetic_eeg,
     trim_windows,
 )
 from affectlab.errors import DatasetFormatError
@@ -167,9 +167,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             for trial in range(1, N_TRIALS + 1):
                 index = LABELS[session][trial - 1]
                 latent = syn.draw_latent(rng, CLASSES[index], index, gain)
-                envelope, _ = syn.event_envelope(rng, n_times, SFREQ)
-                eeg = syn.quantize(syn.eeg(rng, SEED_EEG, n_times, SFREQ, latent, profile,
-                                           envelope))
+                eeg = synthetic_eeg(rng, n_times, latent, profile)
                 raw[f"{INITIALS[subject - 1]}_eeg{trial}"] = eeg
                 sets = synthetic_band_features(eeg, SFREQ, WINDOW_S)
                 features.update({f"{name}{trial}": syn.quantize(sets[name], 2.0 ** -10)

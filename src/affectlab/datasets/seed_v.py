@@ -53,6 +53,7 @@ from affectlab.datasets.seed import (
     select_subjects,
     subject_files,
     synthetic_band_features,
+    synthetic_eeg,
     trim_windows,
 )
 from affectlab.errors import DatasetFormatError
@@ -215,8 +216,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             session, trial = k // N_TRIALS + 1, k % N_TRIALS + 1
             index = LABELS[session][trial - 1]
             latent = syn.draw_latent(rng, CLASSES[index], index, float(gains[session - 1]))
-            envelope, _ = syn.event_envelope(rng, n_times, SFREQ)
-            eeg = syn.eeg(rng, SEED_EEG, n_times, SFREQ, latent, profile, envelope)
+            eeg = synthetic_eeg(rng, n_times, latent, profile)
             values = synthetic_band_features(eeg, SFREQ, WINDOW_S)[DE_SET]   # (62, T, 5)
             de[k] = np.ascontiguousarray(values.transpose(1, 0, 2)).reshape(values.shape[1], -1)
             de_labels[k] = np.full(len(de[k]), float(index))

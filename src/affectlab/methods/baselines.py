@@ -22,6 +22,10 @@ from torch import nn
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
 from affectlab.training import class_weights, minibatches, seed_everything, standardize_fit
 
+# Feature-space baselines cannot map one modality's features onto another's: no cross_modal.
+FEATURE_PROTOCOLS = ("subject_dependent", "loso", "subject_kfold", "cross_session",
+                     "stimulus_kfold", "label_ratio", "random_window")
+
 
 def flat_features(split: Split) -> np.ndarray:
     """``(n, sum of flattened per-window sizes)`` of the Split's allowed modalities."""
@@ -45,6 +49,7 @@ class LogRegConfig(MethodConfig):
 @register_method
 class LogisticRegressionBaseline(Method):
     name = "logreg"
+    protocols = FEATURE_PROTOCOLS
     summary = "logistic regression on flattened window features (scikit-learn)"
     Config = LogRegConfig
     presets = {"paper": {}, "fast": {"max_iter": 200}}
@@ -71,6 +76,7 @@ class SVMConfig(MethodConfig):
 @register_method
 class LinearSVMBaseline(Method):
     name = "linear_svm"
+    protocols = FEATURE_PROTOCOLS
     summary = "linear SVM on flattened window features, probabilities by sigmoid calibration"
     Config = SVMConfig
     presets = {"paper": {}, "fast": {"max_iter": 1000}}
@@ -109,6 +115,7 @@ class MLPConfig(MethodConfig):
 @register_method
 class MLPBaseline(Method):
     name = "mlp"
+    protocols = FEATURE_PROTOCOLS
     summary = "supervised MLP on flattened window features; early stopping on validation loss"
     Config = MLPConfig
     presets = {"paper": {}, "fast": {"epochs": 15, "hidden": [64], "patience": 5}}
