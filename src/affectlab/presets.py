@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -449,6 +450,17 @@ def cache_key(dataset: str, root: Path, preset: str, options: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _reader_options(spec, chosen: Preset, opts: dict) -> dict[str, Any]:
+    """Reader keyword options: NaN policy, face folder, and whether raw signals are needed."""
+    reader_opts: dict[str, Any] = {"nan_policy": opts["nan_policy"]}
+    if opts["face_dir"]:
+        reader_opts["face_dir"] = Path(opts["face_dir"])
+    if "raw" in inspect.signature(spec.reader).parameters:
+        plan = chosen.plan(spec.name, opts)
+        reader_opts["raw"] = any(form["form"] != "released" for form in plan.values())
+    return reader_opts
+
+
 def prepare(dataset: str, root: str | Path, preset: str = "default",
             options: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
             progress: bool = False, use_cache: bool = True) -> tuple[WindowSet, Path | None]:
@@ -461,9 +473,7 @@ def prepare(dataset: str, root: str | Path, preset: str = "default",
     chosen = get_preset(preset)
     opts = resolve_options(chosen, spec.name, options)
     root = Path(root)
-    reader_opts = {"nan_policy": opts["nan_policy"]}
-    if opts["face_dir"]:
-        reader_opts["face_dir"] = Path(opts["face_dir"])
+    reader_opts = _reader_options(spec, chosen, opts)
     if not use_cache:
         recs = iter_recordings(spec.name, root, subjects=opts["subjects"], **reader_opts)
         return build_windowset(spec.name, recs, preset, opts, progress), None
