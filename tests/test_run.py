@@ -174,3 +174,37 @@ def test_cli_errors_are_one_clear_line(tmp_path):
                            "--root", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_process_executor_gives_the_same_summary(deap, tmp_path):
+    cfg = config(deap, tmp_path, method="mlp", protocol="loso")
+    local, _ = run_experiment(cfg, out=tmp_path / "local")
+    pooled, _ = run_experiment(cfg, out=tmp_path / "pool", executor="process", workers=2)
+    assert pooled["metrics"] == local["metrics"]
+
+
+def test_failing_fold_is_retried_then_reported(deap, tmp_path, monkeypatch):
+    from affectlab import run as run_module
+
+    calls: dict[int, int] = {}
+    original = run_module.run_fold
+
+    def flaky(plan, k, fold_dir, on_epoch=None):
+        calls[k] = calls.get(k, 0) + 1
+        if k == 1:
+            raise RuntimeError("synthetic failure in fold 1")
+        return original(plan, k, fold_dir, on_epoch)
+
+    monkeypatch.setattr(run_module, "run_fold", flaky)
+    with pytest.raises(run_module.RunFailed, match="1 fold\\(s\\) failed.*1 \\(subj2\\)") as err:
+        run_experiment(config(deap, tmp_path), out=tmp_path / "flaky")
+    assert calls == {0: 1, 1: 2, 2: 1}
+    trace = (tmp_path / "flaky" / "folds" / "001" / "error.txt").read_text()
+    assert "synthetic failure in fold 1" in trace
+    summary = err.value.summary
+    assert summary["complete"] is False and summary["n_folds"] == 2
+    assert summary["failed_folds"][0]["fold"] == "subj2"
+    monkeypatch.setattr(run_module, "run_fold", original)
+    fixed, _ = run_experiment(config(deap, tmp_path), out=tmp_path / "flaky")
+    assert fixed["complete"] and fixed["n_folds"] == 3
+    assert not (tmp_path / "flaky" / "folds" / "001" / "error.txt").exists()

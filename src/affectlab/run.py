@@ -336,24 +336,63 @@ def load_fold(fold_dir: Path) -> dict | None:
         return None             # a damaged file: the fold is redone
 
 
-def execute(plan: Plan, run_dir: Path, progress: bool = False) -> dict:
-    """Run every unfinished fold in this process, then write the summary."""
+def execute(plan: Plan, run_dir: Path, progress: bool = False, executor: str = "local",
+            workers: int | None = None, **executor_options: Any) -> dict:
+    """Run every unfinished fold with an executor, then write the summary.
+
+    A fold that raises is retried once; if it fails again its traceback goes to
+    ``folds/<k>/error.txt``, the other folds still run, and :class:`RunFailed` is raised after
+    the summary of the finished folds has been written.
+    """
+    from affectlab.executors import create_executor
+
     _attach_log(run_dir)
-    log.info("run %s: %d folds, method %s, protocol %s%s", plan.run_name, len(plan.folds),
-             plan.cfg.method, plan.cfg.protocol, " (LEAKY)" if plan.leaky else "")
+    log.info("run %s: %d folds, method %s, protocol %s%s, executor %s", plan.run_name,
+             len(plan.folds), plan.cfg.method, plan.cfg.protocol,
+             " (LEAKY)" if plan.leaky else "", executor)
+    pending = []
+    for k, fold in enumerate(plan.folds):
+        fold_dir = run_dir / "folds" / f"{k:03d}"
+        if load_fold(fold_dir) is not None:
+            log.info("fold %d (%s) already finished: skipped", k, fold.name)
+        else:
+            (fold_dir / "error.txt").unlink(missing_ok=True)
+            pending.append(k)
+    failed: dict[int, str] = {}
     with _Progress(progress, len(plan.folds)) as bar:
-        for k, fold in enumerate(plan.folds):
-            fold_dir = run_dir / "folds" / f"{k:03d}"
-            if load_fold(fold_dir) is not None:
-                log.info("fold %d (%s) already finished: skipped", k, fold.name)
-                bar.fold_done(fold.name, resumed=True)
-                continue
-            bar.fold_start(fold.name)
-            metrics = run_fold(plan, k, fold_dir, on_epoch=bar.epoch)
-            log.info("fold %d (%s): accuracy %.4f, balanced %.4f, %.1fs", k, fold.name,
+        bar.advance(len(plan.folds) - len(pending))
+
+        def done(k: int, metrics: dict) -> None:
+            log.info("fold %d (%s): accuracy %.4f, balanced %.4f, %.1fs", k, plan.folds[k].name,
                      metrics["accuracy"], metrics["balanced_accuracy"], metrics["seconds"])
-            bar.fold_done(fold.name)
-    return write_summary(plan, run_dir)
+            bar.advance(1)
+
+        def error(k: int, trace: str) -> None:
+            failed[k] = trace
+            fold_dir = run_dir / "folds" / f"{k:03d}"
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(fold_dir / "error.txt", trace)
+            log.error("fold %d (%s) failed twice:\n%s", k, plan.folds[k].name, trace)
+            bar.advance(1)
+
+        runner = create_executor(executor, workers=workers, **executor_options)
+        runner.run(plan, run_dir, pending, done, error, on_epoch=bar.epoch,
+                   on_start=bar.fold_start)
+    summary = write_summary(plan, run_dir, failed)
+    if failed:
+        names = ", ".join(f"{k} ({plan.folds[k].name})" for k in sorted(failed))
+        raise RunFailed(f"{len(failed)} fold(s) failed after a retry: {names}; tracebacks in "
+                        f"{run_dir}/folds/<k>/error.txt; the other folds are summarised in "
+                        f"{run_dir}/summary.json", summary)
+    return summary
+
+
+class RunFailed(AffectlabError):
+    """Some folds failed twice; the finished ones are kept and summarised."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
 
 
 def _attach_log(run_dir: Path) -> None:
@@ -401,18 +440,21 @@ class _Progress:
             self.bar.update(self.epochs, description=f"  {name}: epochs", completed=0,
                             total=None)
 
-    def fold_done(self, name: str, resumed: bool = False) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.folds)
+    def advance(self, n: int) -> None:
+        if self.bar is not None and n:
+            self.bar.advance(self.folds, n)
 
     def epoch(self, epoch: int, n_epochs: int, logs: dict) -> None:
         if self.bar is not None:
             self.bar.update(self.epochs, completed=epoch + 1, total=n_epochs)
 
 
-def collect_folds(plan: Plan, run_dir: Path) -> tuple[list[dict], pd.DataFrame]:
+def collect_folds(plan: Plan, run_dir: Path,
+                  skip: set[int] | None = None) -> tuple[list[dict], pd.DataFrame]:
     metrics, tables = [], []
     for k in range(len(plan.folds)):
+        if skip and k in skip:
+            continue
         fold_dir = run_dir / "folds" / f"{k:03d}"
         result = load_fold(fold_dir)
         if result is None:
@@ -422,9 +464,12 @@ def collect_folds(plan: Plan, run_dir: Path) -> tuple[list[dict], pd.DataFrame]:
     return metrics, pd.concat(tables, ignore_index=True)
 
 
-def write_summary(plan: Plan, run_dir: Path) -> dict:
-    """Aggregate the folds into summary.json and summary.md."""
-    per_fold, predictions = collect_folds(plan, run_dir)
+def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = None) -> dict:
+    """Aggregate the finished folds into summary.json and summary.md (failed folds named)."""
+    failed = failed or {}
+    per_fold, predictions = collect_folds(plan, run_dir, set(failed))
+    if not per_fold:
+        return {"failed_folds": [{"index": k, "fold": plan.folds[k].name} for k in failed]}
     names = [*evaluation.METRICS, "ovr_accuracy", *evaluation.UNCERTAINTY_METRICS]
     summary = {
         "method": plan.cfg.method, "dataset": plan.cfg.dataset, "protocol": plan.cfg.protocol,
@@ -438,6 +483,9 @@ def write_summary(plan: Plan, run_dir: Path) -> dict:
         "seed": plan.cfg.seed, "config": resolved_config(plan),
         "version": affectlab.__version__,
         "cache": str(plan.cache_path) if plan.cache_path else None,
+        "complete": not failed,
+        "failed_folds": [{"index": k, "fold": plan.folds[k].name,
+                          "error": failed[k].strip().splitlines()[-1]} for k in sorted(failed)],
     }
     extras = [f.get("extras", {}) for f in per_fold]
     extra_names = sorted({k for e in extras for k in e})
@@ -482,6 +530,9 @@ def summary_markdown(summary: dict) -> str:
                   f"{summary['version']}, data preset `{summary['data_preset']}`."]
     if summary["dropped_windows"]:
         lines.append(f"Dropped windows: {summary['dropped_windows']}.")
+    for failure in summary.get("failed_folds", []):
+        lines.append(f"**Fold {failure['index']} ({failure['fold']}) FAILED**: "
+                     f"{failure['error']} (see folds/{failure['index']:03d}/error.txt).")
     return "\n".join(lines) + "\n"
 
 
@@ -490,8 +541,11 @@ def _fmt(value: float | None) -> str:
 
 
 def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: bool = False,
-                   progress: bool = False) -> tuple[dict, Path]:
+                   progress: bool = False, executor: str = "local", workers: int | None = None,
+                   **executor_options: Any) -> tuple[dict, Path]:
     """Plan, create / resume the run directory, run the folds, summarise."""
     plan = plan_run(cfg, progress=progress)
     run_dir = prepare_run_dir(plan, out, overwrite)
-    return execute(plan, run_dir, progress=progress), run_dir
+    summary = execute(plan, run_dir, progress=progress, executor=executor, workers=workers,
+                      **executor_options)
+    return summary, run_dir

@@ -23,6 +23,8 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
                                        "protocol.n_splits=3, data.window_s=2, seed=1"),
         out: Path = typer.Option(None, help="run directory (default runs/<name>)"),
         overwrite: bool = typer.Option(False, help="discard an existing run directory"),
+        executor: str = typer.Option("local", help="local | process | ray"),
+        workers: int = typer.Option(None, help="worker processes for --executor process"),
         as_json: bool = typer.Option(False, "--json", help="print summary.json")) -> None:
     """Run a method under a protocol; resumable; prints per-fold and mean ± std table."""
     from affectlab.run import apply_overrides, load_config, read_config_file, run_experiment
@@ -37,7 +39,8 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         if needed not in raw:
             raise typer.BadParameter(f"--{needed} is required (or give it in --config)")
     cfg = load_config(apply_overrides(raw, set_))
-    summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite, progress=not as_json)
+    summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite, progress=not as_json,
+                                      executor=executor, workers=workers)
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
         return
