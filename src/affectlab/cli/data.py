@@ -19,7 +19,7 @@ def _data_options(overrides: list[str]) -> dict:
 @app.command()
 def synth(out: Path = typer.Option(..., help="folder to write the datasets into"),
           datasets: str = typer.Option("all", help="comma-separated names, or 'all'"),
-          subjects: int = typer.Option(4, min=1, help="subjects per dataset"),
+          subjects: int = typer.Option(3, min=1, help="subjects per dataset"),
           seed: int = typer.Option(0, help="random seed"),
           seconds: float = typer.Option(None, help="stimulus seconds per trial (default: "
                                                    "each dataset's shortened length)")) -> None:

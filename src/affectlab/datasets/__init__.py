@@ -46,7 +46,7 @@ def iter_recordings(name: str, root: str | Path, subjects: Sequence[int] | None 
     return get_spec(name).reader(Path(root), subjects=subjects, **options)
 
 
-def synth(out: str | Path, datasets: Sequence[str] | None = None, n_subjects: int = 4,
+def synth(out: str | Path, datasets: Sequence[str] | None = None, n_subjects: int = 3,
           seed: int = 0, seconds: float | None = None, progress=None) -> dict:
     """Write synthetic copies of ``datasets`` (all by default) under ``out/<name>/``.
 

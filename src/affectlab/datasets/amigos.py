@@ -281,9 +281,8 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             trials_manifest.append({"subject": subject, "session": 1, "trial": k + 1,
                                     "stimulus": f"video{video}", "long": k >= N_SHORT,
                                     "face": face, **latent.to_dict()})
-        scipy.io.savemat(root / f"Data_Preprocessed_P{subject:02d}.mat",
-                         {name: _row_cell(items) for name, items in cells.items()},
-                         do_compression=True)
+        syn.write_mat(root / f"Data_Preprocessed_P{subject:02d}.mat",
+                         {name: _row_cell(items) for name, items in cells.items()})
     return {"trials": trials_manifest, "subjects": profiles, "stimulus_seconds": seconds,
             "long_video_seconds": 1.5 * seconds, "baseline_seconds": BASELINE_S}
 

@@ -256,7 +256,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
         noOfSubjects=float(n_subjects), noOfVideoSequences=float(N_TRIALS),
         Disclaimer="Synthetic data written by affectlab; not the DREAMER release.",
         Provider="affectlab", Version="synthetic", Acknowledgement="none")
-    scipy.io.savemat(root / FILE_NAME, {VARIABLE: top}, do_compression=True)
+    syn.write_mat(root / FILE_NAME, {VARIABLE: top})
     return {"trials": trials_manifest, "subjects": profiles, "stimulus_seconds": seconds,
             "baseline_seconds": SYNTH_BASELINE_S}
 

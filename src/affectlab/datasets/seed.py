@@ -20,8 +20,8 @@ subject). Of the 12 feature types only ``de_movingAve``, ``de_LDS``, ``psd_movin
 features only (the raw files are about 200 MB per session); ``Preprocessed_EEG/`` may then be
 absent. All sessions use the same 15 clips: the stimulus id is ``clipNN``.
 
-ASSUMED (not part of the two released folders; the real eye data of SEED is distributed
-separately and only 12 of the 15 subjects have it): eye-movement features in
+ASSUMED (eye data is not part of the two released folders, and only 12 of the 15 subjects
+have it; its released form is not documented here): eye-movement features in
 ``Eye_movement_features/<subject>_<yyyymmdd>.mat`` (same file names as the EEG), variables
 ``eye_1`` .. ``eye_15`` of shape (33, T) = feature x window with 1-s windows and T = the DE T of
 the trial. The folder can be moved with the reader option ``eye_dir`` (relative to the root, or
@@ -228,8 +228,10 @@ def read(root: Path, subjects: Sequence[int] | None = None, raw: bool = True,
                            "<subject>_<yyyymmdd>.mat files (3 per subject) and label.mat")
     eeg_dir = require_dir(root / EEG_DIR, "SEED raw EEG (pass raw=False to read features only)",
                           "<subject>_<yyyymmdd>.mat files and label.mat") if raw else None
-    labels = read_labels(feat_dir if (feat_dir / LABEL_FILE).is_file() or eeg_dir is None
-                         else eeg_dir)
+    label_dir = feat_dir
+    if eeg_dir is not None and not (feat_dir / LABEL_FILE).is_file():
+        label_dir = eeg_dir
+    labels = read_labels(label_dir)
     files = select_subjects(subject_files(feat_dir), subjects, feat_dir,
                             "{s}_<yyyymmdd>.mat")
     eye_root = root / (EYE_DIR if eye_dir is None else eye_dir)
@@ -405,7 +407,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
         (root / folder).mkdir(parents=True, exist_ok=True)
     label = np.array([LABELS], dtype=np.int16)
     for folder in (EEG_DIR, FEATURE_DIR):
-        scipy.io.savemat(root / folder / LABEL_FILE, {"label": label})
+        syn.write_mat(root / folder / LABEL_FILE, {"label": label})
         (root / folder / "readme.txt").write_text("synthetic SEED (affectlab)\n")
     trials, profiles = [], {}
     for subject in range(1, n_subjects + 1):
@@ -428,10 +430,10 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
                 trials.append({"subject": subject, "session": session, "trial": trial,
                                "date": date, "eye": with_eye, **latent.to_dict()})
             name = f"{subject}_{date}.mat"
-            scipy.io.savemat(root / EEG_DIR / name, raw, do_compression=True)
-            scipy.io.savemat(root / FEATURE_DIR / name, features, do_compression=True)
+            syn.write_mat(root / EEG_DIR / name, raw)
+            syn.write_mat(root / FEATURE_DIR / name, features)
             if with_eye:
-                scipy.io.savemat(root / EYE_DIR / name, eye, do_compression=True)
+                syn.write_mat(root / EYE_DIR / name, eye)
     return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds}
 
 

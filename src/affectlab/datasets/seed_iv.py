@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import scipy.io
-
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
     DatasetSpec,
@@ -149,11 +147,11 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
                     seconds: float | None = None) -> dict:
     """Write a synthetic SEED-IV: raw EEG, DE / PSD features and eye features per session.
 
-    Stimulus length defaults to 24 s per trial (6 windows of 4 s; real clips are about 2 min);
+    Stimulus length defaults to 16 s per trial (4 windows of 4 s; real clips are about 2 min);
     24 trials x 3 session folders, real file names, initials and labels. Features are computed
     from the written raw EEG.
     """
-    seconds = 24.0 if seconds is None else float(seconds)
+    seconds = 16.0 if seconds is None else float(seconds)
     check_synthetic_size(n_subjects, len(INITIALS), seconds, WINDOW_S, "SEED-IV")
     n_times = int(round(seconds * SFREQ)) + 1
     trials, profiles = [], {}
@@ -180,8 +178,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
             name = f"{subject}_{date}.mat"
             for folder, content in ((RAW_DIR, raw), (FEATURE_DIR, features), (EYE_DIR, eye)):
                 (root / folder / str(session)).mkdir(parents=True, exist_ok=True)
-                scipy.io.savemat(root / folder / str(session) / name, content,
-                                 do_compression=True)
+                syn.write_mat(root / folder / str(session) / name, content)
     return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds}
 
 

@@ -11,9 +11,10 @@ per 4-s window, 310 = 62 channels x 5 bands, channel-major (band fastest), read 
 ``de_LDS`` (n_k, 62, 5) = window x channel x band; ``label[k]`` is (n_k,) per-window classes
 (0 disgust, 1 fear, 2 sad, 3 neutral, 4 happy), constant within a trial: the trial's class is
 the native label (a trial whose labels vary is an error). Eye windows may outnumber or fall short
-of the EEG windows by one: both are trimmed to the shorter. Every session shows the same
-positions of classes (:data:`LABELS`) but its own clips: the stimulus id is
-``s<session>_clip<NN>``. A subject without an eye file has ``eye`` marked missing.
+of the EEG windows by one: both are trimmed to the shorter. The class of every session
+position is fixed (:data:`LABELS`; sessions 2 and 3 share one order) and each session shows its
+own clips: the stimulus id is ``s<session>_clip<NN>``. A subject without an eye file has ``eye``
+marked missing.
 
 Not read: the raw recordings ``EEG_raw/*.cnt`` (Neuroscan CNT, 1000 Hz, 66 channels), so this
 reader gives the released DE features and the eye features only; the synthetic writer does not
