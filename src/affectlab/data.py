@@ -10,6 +10,8 @@ asks for the arrays.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +143,7 @@ class WindowSet:
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (a folder): tensors, metadata and description; atomic rename."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         full = self if self.index is None else self.subset(np.arange(len(self)))
         tensors = {name: full.tensor(name).contiguous() for name in full.base}
@@ -150,10 +152,11 @@ class WindowSet:
         (tmp / "description.json").write_text(json.dumps(full.description, indent=1,
                                                          default=str))
         if path.exists():
-            import shutil
-
             shutil.rmtree(path)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except OSError:                     # another process saved the same entry meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     @classmethod
