@@ -116,8 +116,12 @@ def plan_dhcm_cacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
 
 
 def plan_me_mhacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
-    """ME-MHACL: raw 1 s windows of EEG 32 + GSR + respiration + temperature (+ EOG on DEAP)."""
-    plan = {"eeg": {"form": "raw", "source": "eeg", "channels": DEAP_EEG},
+    """ME-MHACL: raw 1 s windows of EEG 32 + GSR + respiration + temperature (+ EOG on DEAP).
+
+    ``eeg_channels``: EEG channel names to keep (default: the 32 of DEAP / MAHNOB-HCI).
+    """
+    plan = {"eeg": {"form": "raw", "source": "eeg",
+                    "channels": list(opts.get("eeg_channels") or DEAP_EEG)},
             "gsr": {"form": "raw", "source": "gsr",
                     "channels": ["GSR1"] if dataset == "mahnob" else None},
             "resp": {"form": "raw", "source": "resp"},
@@ -167,7 +171,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            ("deap", "mahnob"), {**_COMMON, "window_s": 3.0}, plan_dhcm_cacl),
     Preset("me_mhacl", "raw 1 s windows, EEG 32 + GSR + Resp + Temp (+EOG), baseline template "
            "subtracted (ME-MHACL)", ("deap", "mahnob"),
-           {**_COMMON, "window_s": 1.0, "baseline": "template"}, plan_me_mhacl),
+           {**_COMMON, "window_s": 1.0, "baseline": "template", "eeg_channels": None},
+           plan_me_mhacl),
     Preset("clmer", "all physiological channels resampled to 128 Hz, band-passed 4-45 Hz, face "
            "serialized at 1 s (landmarks, AUs, gaze), 5 s windows (CLMER)",
            ("deap", "amigos", "mahnob"),

@@ -4,6 +4,7 @@ Importing this package registers every built-in method; :func:`create_method` lo
 """
 
 from affectlab.methods import baselines  # noqa: E402,F401  (registration)
+from affectlab.methods import me_mhacl  # noqa: E402,F401
 from affectlab.methods.base import (
     METHODS,
     Method,
