@@ -20,7 +20,7 @@ PROTOCOL_OPTIONS = {
     "subject_dependent": {"n_splits": 2},
     "subject_kfold": {"n_splits": 2},
     "stimulus_kfold": {"n_splits": 2},
-    "label_ratio": {"ratio": 0.5, "n_splits": 2},
+    "label_ratio": {"ratio": 0.5, "n_splits": 2, "on_missing_class": "train"},
     "random_window": {"n_repeats": 1},
 }
 MULTI_SESSION = ("seed_iv", "seed", "seed_v")
@@ -43,6 +43,8 @@ def setup_for(cls, protocol: str) -> tuple[str, dict, str]:
         if not supported:
             pytest.skip(f"{cls.name} supports no multi-session dataset")
         dataset, labels = supported[0], "native"
+    if protocol == demo["protocol"]:
+        options.update(demo.get("options", {}).get("protocol", {}))
     options.update(demo.get("protocol_options", {}).get(protocol, {}))
     return dataset, options, labels
 

@@ -2,6 +2,7 @@
 
 ``local``    in this process, one fold after another (default; epoch progress bars).
 ``process``  a local pool of ``workers`` processes (spawned; one torch thread each).
+``ray``      one Ray task per fold on a Ray cluster (:mod:`affectlab.ray_executor`).
 
 Workers never receive the tensors through a pipe: a task is the run's configuration (a plain
 dict), the fold index and the fold directory. A worker rebuilds the plan from the cached WindowSet
@@ -9,6 +10,9 @@ dict), the fold index and the fold directory. A worker rebuilds the plan from th
 worker writes its fold's files itself, atomically, exactly as the local executor does, so the run
 directory and the summary are the same whichever executor ran the folds. A task that raises is
 retried once; a second failure is reported to the runner with its traceback.
+
+``run`` runs folds of one plan; ``run_tasks`` runs fold tasks of any number of runs on one pool
+(a sweep).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -41,15 +46,22 @@ class FoldTask:
 _PLANS: dict[str, Any] = {}
 
 
-def run_task(task: FoldTask) -> dict:
-    """Worker entry point: (re)build the plan once per process, then fit / predict the fold."""
+TaskDone = Callable[[FoldTask, dict], None]
+TaskFailed = Callable[[FoldTask, str], None]
+
+
+def run_task(task: FoldTask, on_epoch=None, windows=None) -> dict:
+    """Worker entry point: (re)build the plan once per process, then fit / predict the fold.
+
+    ``windows``: the plan's WindowSet when it was shipped with the task (else the cache is read).
+    """
     from affectlab.run import load_config, plan_run, run_fold
 
     key = json.dumps(task.config, sort_keys=True)
     if key not in _PLANS:
         _PLANS.clear()
-        _PLANS[key] = plan_run(load_config(task.config))
-    return run_fold(_PLANS[key], task.index, Path(task.fold_dir))
+        _PLANS[key] = plan_run(load_config(task.config), windows=windows)
+    return run_fold(_PLANS[key], task.index, Path(task.fold_dir), on_epoch)
 
 
 def tasks_for(plan, run_dir: Path, indices: list[int]) -> list[FoldTask]:
@@ -57,7 +69,35 @@ def tasks_for(plan, run_dir: Path, indices: list[int]) -> list[FoldTask]:
     return [FoldTask(config, k, str(run_dir / "folds" / f"{k:03d}")) for k in indices]
 
 
-class LocalExecutor:
+def _attempt(call: Callable[[], dict], retries: int) -> tuple[dict | None, str]:
+    """Call up to ``retries + 1`` times: (result, "") or (None, the last traceback)."""
+    trace = ""
+    for _ in range(retries + 1):
+        try:
+            return call(), ""
+        except Exception:  # noqa: BLE001  (any fold error is reported, not fatal)
+            trace = traceback.format_exc()
+    return None, trace
+
+
+class Executor:
+    """Runs the folds of one plan (``run``) or fold tasks of many runs (``run_tasks``)."""
+
+    def run(self, plan, run_dir: Path, indices: list[int], done: Done, failed: Failed,
+            on_epoch=None, on_start=None) -> None:
+        self.add_plan(plan)
+        self.run_tasks(tasks_for(plan, run_dir, indices), lambda t, m: done(t.index, m),
+                       lambda t, trace: failed(t.index, trace))
+
+    def add_plan(self, plan) -> None:
+        """Called with each plan before its tasks run (an executor may ship its data)."""
+
+    def run_tasks(self, tasks: list[FoldTask], done: TaskDone, failed: TaskFailed,
+                  on_epoch=None) -> None:
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
     """Run folds in this process, in order."""
 
     def __init__(self, retries: int = 1):
@@ -70,15 +110,22 @@ class LocalExecutor:
         for k in indices:
             if on_start is not None:
                 on_start(plan.folds[k].name)
-            for attempt in range(self.retries + 1):
-                try:
-                    metrics = run_fold(plan, k, run_dir / "folds" / f"{k:03d}", on_epoch)
-                except Exception:  # noqa: BLE001  (any fold error is reported, not fatal)
-                    if attempt == self.retries:
-                        failed(k, traceback.format_exc())
-                    continue
+            fold_dir = run_dir / "folds" / f"{k:03d}"
+            metrics, trace = _attempt(partial(run_fold, plan, k, fold_dir, on_epoch),
+                                      self.retries)
+            if metrics is None:
+                failed(k, trace)
+            else:
                 done(k, metrics)
-                break
+
+    def run_tasks(self, tasks: list[FoldTask], done: TaskDone, failed: TaskFailed,
+                  on_epoch=None) -> None:
+        for task in tasks:
+            metrics, trace = _attempt(partial(run_task, task, on_epoch), self.retries)
+            if metrics is None:
+                failed(task, trace)
+            else:
+                done(task, metrics)
 
 
 def _init_worker(threads: int) -> None:
@@ -88,41 +135,41 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-class ProcessExecutor:
+class ProcessExecutor(Executor):
     """Run folds on a pool of local worker processes."""
 
     def __init__(self, workers: int | None = None, retries: int = 1):
         self.workers = workers or max(1, (os.cpu_count() or 2) // 2)
         self.retries = retries
 
-    def run(self, plan, run_dir: Path, indices: list[int], done: Done, failed: Failed,
-            on_epoch=None, on_start=None) -> None:
-        if not indices:
+    def run_tasks(self, tasks: list[FoldTask], done: TaskDone, failed: TaskFailed,
+                  on_epoch=None) -> None:
+        if not tasks:
             return
-        tasks = {t.index: t for t in tasks_for(plan, run_dir, indices)}
-        attempts = dict.fromkeys(tasks, 0)
+        attempts = [0] * len(tasks)
         with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
                                  initializer=_init_worker,
-                                 initargs=(plan.cfg.threads,)) as pool:
-            running: dict[Future, int] = {pool.submit(run_task, t): k for k, t in tasks.items()}
+                                 initargs=(tasks[0].config["threads"],)) as pool:
+            running: dict[Future, int] = {pool.submit(run_task, t): i
+                                          for i, t in enumerate(tasks)}
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    k = running.pop(future)
+                    i = running.pop(future)
                     error = future.exception()
                     if error is None:
-                        done(k, future.result())
-                    elif attempts[k] < self.retries:
-                        attempts[k] += 1
-                        running[pool.submit(run_task, tasks[k])] = k
+                        done(tasks[i], future.result())
+                    elif attempts[i] < self.retries:
+                        attempts[i] += 1
+                        running[pool.submit(run_task, tasks[i])] = i
                     else:
-                        failed(k, "".join(traceback.format_exception(error)))
+                        failed(tasks[i], "".join(traceback.format_exception(error)))
 
 
 EXECUTORS = {"local": LocalExecutor, "process": ProcessExecutor}
 
 
-def create_executor(name: str, workers: int | None = None, **options: Any):
+def create_executor(name: str, workers: int | None = None, **options: Any) -> Executor:
     """Build an executor by name (``local``, ``process``, or ``ray`` when installed)."""
     if name == "local":
         return LocalExecutor(**options)

@@ -28,7 +28,7 @@ from affectlab.data import WindowSet
 from affectlab.errors import AffectlabError, ConfigError
 from affectlab.labels import Labels, make_labels
 from affectlab.methods import METHODS, Method, Predictions, Split, build_config
-from affectlab.protocols import Fold, check_classes, create_protocol
+from affectlab.protocols import PROTOCOLS, Fold, check_classes, create_protocol
 from affectlab.training import pick_device
 
 log = logging.getLogger("affectlab.run")
@@ -39,6 +39,14 @@ class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scheme: str = "binary_valence"
     threshold: float | None = None
+
+
+class ResourceConfig(BaseModel):
+    """What one fold asks a cluster for (``--executor ray``); fractional GPUs are allowed."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpus_per_task: float = Field(1, gt=0)
+    gpus_per_task: float = Field(0, ge=0)
 
 
 class RunConfig(BaseModel):
@@ -61,6 +69,7 @@ class RunConfig(BaseModel):
                                   "(smoke tests); the summary says so")
     cache_dir: str | None = None
     name: str | None = None
+    resources: ResourceConfig = Field(default_factory=ResourceConfig)
     options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
         g: {} for g in OPTION_GROUPS})
 
@@ -146,12 +155,14 @@ class Plan:
         return cfg.name or f"{cfg.method}-{cfg.dataset}-{cfg.protocol}-{cfg.labels.scheme}"
 
 
-def plan_run(cfg: RunConfig, progress: bool = False) -> Plan:
+def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None = None) -> Plan:
     """Resolve names, prepare data, make labels and folds; every check happens here, before
-    any training."""
+    any training. ``windows``: an already prepared WindowSet (a plan's own, shipped to a worker)
+    used instead of the dataset cache."""
     from affectlab.presets import prepare
 
     method_cls = METHODS.get(cfg.method) if cfg.method in METHODS else _lookup_method(cfg.method)
+    PROTOCOLS.get(cfg.protocol)                    # an unknown name lists the valid ones
     if method_cls.protocols is not None and cfg.protocol not in method_cls.protocols:
         raise ConfigError("protocol", f"{cfg.method} supports {', '.join(method_cls.protocols)}; "
                                       f"got {cfg.protocol}")
@@ -162,8 +173,10 @@ def plan_run(cfg: RunConfig, progress: bool = False) -> Plan:
     preset = cfg.preset or method_cls.data_preset_for(cfg.dataset)
     protocol = create_protocol(cfg.protocol, cfg.dataset, seed=cfg.seed,
                                **cfg.options["protocol"])
-    windows, cache_path = prepare(cfg.dataset, cfg.root, preset, cfg.options["data"],
-                                  cache_dir=cfg.cache_dir, progress=progress)
+    cache_path = None
+    if windows is None:
+        windows, cache_path = prepare(cfg.dataset, cfg.root, preset, cfg.options["data"],
+                                      cache_dir=cfg.cache_dir, progress=progress)
     if cfg.modalities:
         windows = windows.select_modalities(cfg.modalities)
     labels = make_labels(windows.meta, cfg.dataset, cfg.labels.scheme, cfg.labels.threshold)
@@ -218,9 +231,13 @@ def fold_splits(plan: Plan, fold: Fold) -> tuple[Split, Split | None, Split | No
         unlabeled_idx = np.setdiff1d(unlabeled_idx, fold.test)
     unlabeled = Split(ws.subset(unlabeled_idx), None, tuple(ws.names)) if len(unlabeled_idx) \
         else None
-    test = Split(ws.subset(fold.test).select_modalities(fold.test_modalities), None,
-                 fold.test_modalities)
-    return train, unlabeled, val, test
+    return train, unlabeled, val, prediction_split(plan, fold, fold.test)
+
+
+def prediction_split(plan: Plan, fold: Fold, idx: np.ndarray) -> Split:
+    """Windows ``idx`` as the method predicts them: test modalities only, no labels."""
+    windows = plan.windows.subset(idx).select_modalities(fold.test_modalities)
+    return Split(windows, None, fold.test_modalities)
 
 
 def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
@@ -251,8 +268,18 @@ def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
     if cfg.report_oracle and predictions.epoch_probs is not None:
         metrics["oracle_best_epoch"] = evaluation.oracle_best_epoch(predictions.epoch_probs,
                                                                     y_true)
+    if len(fold.val):
+        metrics["val_metrics"] = _val_metrics(plan, fold, method)
     write_fold(fold_dir, _prediction_table(plan, fold, y_true, predictions), metrics)
     return metrics
+
+
+def _val_metrics(plan: Plan, fold: Fold, method: Method) -> dict:
+    """The fitted method's scores on the fold's validation part, predicted as the test part is
+    (after the test predictions, so they cannot change them); what sweeps rank by."""
+    predictions = method.predict(prediction_split(plan, fold, fold.val))
+    return evaluation.fold_metrics(plan.labels.y[fold.val], predictions.probs,
+                                   plan.labels.n_classes, predictions.uncertainty)
 
 
 def _prediction_table(plan: Plan, fold: Fold, y_true: np.ndarray,
@@ -322,8 +349,10 @@ def prepare_run_dir(plan: Plan, out: str | Path | None, overwrite: bool = False)
 
 
 def _comparable(config: dict) -> dict:
-    """Config without fields that do not change results (device, threads, cache location)."""
-    return {k: v for k, v in config.items() if k not in ("device", "threads", "cache_dir")}
+    """Config without fields that do not change results (device, threads, cache location,
+    cluster resources)."""
+    return {k: v for k, v in config.items()
+            if k not in ("device", "threads", "cache_dir", "resources")}
 
 
 def load_fold(fold_dir: Path) -> dict | None:
@@ -350,14 +379,7 @@ def execute(plan: Plan, run_dir: Path, progress: bool = False, executor: str = "
     log.info("run %s: %d folds, method %s, protocol %s%s, executor %s", plan.run_name,
              len(plan.folds), plan.cfg.method, plan.cfg.protocol,
              " (LEAKY)" if plan.leaky else "", executor)
-    pending = []
-    for k, fold in enumerate(plan.folds):
-        fold_dir = run_dir / "folds" / f"{k:03d}"
-        if load_fold(fold_dir) is not None:
-            log.info("fold %d (%s) already finished: skipped", k, fold.name)
-        else:
-            (fold_dir / "error.txt").unlink(missing_ok=True)
-            pending.append(k)
+    pending = pending_folds(plan, run_dir)
     failed: dict[int, str] = {}
     with _Progress(progress, len(plan.folds)) as bar:
         bar.advance(len(plan.folds) - len(pending))
@@ -385,6 +407,19 @@ def execute(plan: Plan, run_dir: Path, progress: bool = False, executor: str = "
                         f"{run_dir}/folds/<k>/error.txt; the other folds are summarised in "
                         f"{run_dir}/summary.json", summary)
     return summary
+
+
+def pending_folds(plan: Plan, run_dir: Path) -> list[int]:
+    """Folds without results (their old error.txt removed); finished ones are logged."""
+    pending = []
+    for k, fold in enumerate(plan.folds):
+        fold_dir = run_dir / "folds" / f"{k:03d}"
+        if load_fold(fold_dir) is not None:
+            log.info("fold %d (%s) already finished: skipped", k, fold.name)
+        else:
+            (fold_dir / "error.txt").unlink(missing_ok=True)
+            pending.append(k)
+    return pending
 
 
 class RunFailed(AffectlabError):
@@ -487,6 +522,9 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
         "failed_folds": [{"index": k, "fold": plan.folds[k].name,
                           "error": failed[k].strip().splitlines()[-1]} for k in sorted(failed)],
     }
+    val = [f.get("val_metrics", {}) for f in per_fold]
+    if any(val):
+        summary["val_metrics"] = evaluation.aggregate(val, names)
     extras = [f.get("extras", {}) for f in per_fold]
     extra_names = sorted({k for e in extras for k in e})
     if extra_names:

@@ -4,10 +4,43 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from affectlab.cli import app
+
+
+def base_config(config: Path | None, set_: list[str], labels: str | None,
+                **given: Any) -> dict[str, Any]:
+    """The raw run config: ``--config`` file, then the given options, then ``--set``."""
+    from affectlab.run import apply_overrides, read_config_file
+
+    raw = read_config_file(config) if config else {}
+    raw.update({k: str(v) if isinstance(v, Path) else v for k, v in given.items()
+                if v is not None})
+    if labels is not None:
+        raw.setdefault("labels", {})["scheme"] = labels
+    for needed in ("method", "dataset", "root"):
+        if needed not in raw:
+            raise typer.BadParameter(f"--{needed} is required (or give it in --config)")
+    return apply_overrides(raw, set_)
+
+
+def executor_options(executor: str, ray_address: str | None, ship_data: bool) -> dict[str, Any]:
+    """Options only the ray executor takes (checks that Ray is installed); refused with any
+    other executor."""
+    from affectlab.errors import ConfigError
+
+    if executor == "ray":
+        from affectlab.ray_executor import import_ray
+
+        import_ray()                    # a missing extra is reported before any work
+        return {"address": ray_address, "ship_data": ship_data}
+    if ray_address or ship_data:
+        raise ConfigError("--ray-address" if ray_address else "--ship-data",
+                          "applies only to --executor ray")
+    return {}
 
 
 @app.command()
@@ -24,23 +57,22 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         out: Path = typer.Option(None, help="run directory (default runs/<name>)"),
         overwrite: bool = typer.Option(False, help="discard an existing run directory"),
         executor: str = typer.Option("local", help="local | process | ray"),
-        workers: int = typer.Option(None, help="worker processes for --executor process"),
+        workers: int = typer.Option(None, help="worker processes (process), or CPUs of the "
+                                    "local Ray instance started without --ray-address"),
+        ray_address: str = typer.Option(None, help="Ray cluster: auto | host:port (default: "
+                                        "start a local instance)"),
+        ship_data: bool = typer.Option(False, help="ray: send the WindowSet through Ray's "
+                                       "object store (no shared storage for data and cache)"),
         as_json: bool = typer.Option(False, "--json", help="print summary.json")) -> None:
     """Run a method under a protocol; resumable; prints per-fold and mean ± std table."""
-    from affectlab.run import apply_overrides, load_config, read_config_file, run_experiment
+    from affectlab.run import load_config, run_experiment
 
-    raw = read_config_file(config) if config else {}
-    given = {"method": method, "dataset": dataset, "root": str(root) if root else None,
-             "protocol": protocol, "preset": preset, "method_preset": method_preset}
-    raw.update({k: v for k, v in given.items() if v is not None})
-    if labels is not None:
-        raw.setdefault("labels", {})["scheme"] = labels
-    for needed in ("method", "dataset", "root"):
-        if needed not in raw:
-            raise typer.BadParameter(f"--{needed} is required (or give it in --config)")
-    cfg = load_config(apply_overrides(raw, set_))
+    cfg = load_config(base_config(config, set_, labels, method=method, dataset=dataset,
+                                  root=root, protocol=protocol, preset=preset,
+                                  method_preset=method_preset))
     summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite, progress=not as_json,
-                                      executor=executor, workers=workers)
+                                      executor=executor, workers=workers,
+                                      **executor_options(executor, ray_address, ship_data))
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
         return

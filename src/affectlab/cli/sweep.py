@@ -1,0 +1,49 @@
+"""``affectlab sweep``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from affectlab.cli import app
+from affectlab.cli.experiment import base_config, executor_options
+
+
+@app.command()
+def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
+          dataset: str = typer.Option(None, help="dataset name"),
+          root: Path = typer.Option(None, help="dataset folder as released"),
+          protocol: str = typer.Option(None, help="evaluation protocol"),
+          grid: list[str] = typer.Option([], help="key=v1,v2,... (repeatable; keys as in "
+                                         "--set, e.g. method.C=0.1,1 or seed=0,1,2)"),
+          labels: str = typer.Option(None, help="label scheme"),
+          preset: str = typer.Option(None, help="data preset (default: the method's)"),
+          method_preset: str = typer.Option(None, help="method hyper-parameters: paper | fast"),
+          config: Path = typer.Option(None, help="YAML config file (CLI options override it)"),
+          set_: list[str] = typer.Option([], "--set", help="override shared by every run"),
+          out: Path = typer.Option(None, help="sweep directory (default "
+                                   "sweeps/<method>-<dataset>-<protocol>)"),
+          rank_by: str = typer.Option("balanced_accuracy", help="metric whose VALIDATION "
+                                      "mean ranks the runs"),
+          executor: str = typer.Option("local", help="local | process | ray"),
+          workers: int = typer.Option(None, help="worker processes (process), or CPUs of the "
+                                      "local Ray instance started without --ray-address"),
+          ray_address: str = typer.Option(None, help="Ray cluster: auto | host:port "
+                                          "(default: start a local instance)"),
+          ship_data: bool = typer.Option(False, help="ray: send each run's WindowSet through "
+                                         "Ray's object store")) -> None:
+    """Run a grid of configurations (one run each, resumable) and rank them by validation."""
+    from affectlab.sweep import SweepFailed, run_sweep
+
+    raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
+                      protocol=protocol, preset=preset, method_preset=method_preset)
+    try:
+        _, sweep_dir = run_sweep(raw, grid, out, executor=executor, workers=workers,
+                                 rank_by=rank_by, progress=True,
+                                 **executor_options(executor, ray_address, ship_data))
+    except SweepFailed as failed:
+        typer.echo((failed.out / "sweep.md").read_text())
+        raise
+    typer.echo((sweep_dir / "sweep.md").read_text())
+    typer.echo(f"sweep directory: {sweep_dir}")

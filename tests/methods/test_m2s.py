@@ -1,0 +1,411 @@
+"""M2S: blocks, losses against hand / loop computations, gradients, freezing, ablations,
+the single-forward step against the released step structure, and learning on synthetic SEED-IV."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import balanced_accuracy_score
+
+from affectlab.data import WindowSet
+from affectlab.errors import ConfigError
+from affectlab.losses.club import CLUBNet, club_upper_bound, gaussian_log_likelihood
+from affectlab.losses.cpc import M2MCPC, m2m_cpc_terms
+from affectlab.methods.base import Split, build_config
+from affectlab.methods.m2s import (
+    M2S,
+    Classifier,
+    Decoder,
+    ElectrodeEncoder,
+    M2SConfig,
+    M2SNet,
+    STSAttention,
+    VectorEncoder,
+    cover_index,
+    fit_club,
+    pretrain_step,
+    temporal_sparse_mean,
+    window_shapes,
+)
+
+torch.set_num_threads(1)
+
+TINY = dict(d_model=8, n_layers=1, n_heads=2, head_dim=4, ffn_dim=16, proj_dim=4,
+            cpc_hidden=6, club_hidden=8, seq_len=4, cpc_steps=2)
+
+
+def tiny_config(**over) -> M2SConfig:
+    return M2SConfig(**{**TINY, **over})
+
+
+def tiny_batch(b: int = 6, t: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"eeg": torch.randn(b, t, 3, 2, generator=g), "eye": torch.randn(b, t, 5, generator=g)}
+
+
+SHAPES = {"eeg": (3, 2), "eye": (5,)}
+
+
+# --------------------------------------------------------------------------- STS attention
+
+def test_temporal_sparse_mean_by_hand():
+    x = torch.tensor([1.0, 2.0, 4.0, 8.0]).view(1, 4, 1)
+    expected = torch.tensor([1.0, (2 + 1 + 1) / 3, (4 + 2 + 1) / 3, (8 + 4 + 1) / 3]).view(1, 4, 1)
+    assert torch.allclose(temporal_sparse_mean(x), expected)
+
+
+def test_sts_attention_keys_values_from_mean_of_t_t1_and_1():
+    att = STSAttention(n_features=1, n_heads=1, head_dim=1)
+    with torch.no_grad():
+        for lin in (att.query, att.key, att.value):
+            lin.weight.fill_(1.0)
+        att.out.weight.fill_(1.0)
+        att.out.bias.zero_()
+    x = torch.tensor([[0.5, -1.0], [1.0, 0.0], [2.0, 1.5]]).view(1, 3, 2, 1)   # (B,T,C,F)
+    out = att(x)[0, :, :, 0].detach().numpy()
+    frames = x[0, :, :, 0].numpy()
+    for t in range(3):
+        ctx = (frames[t] + frames[max(t - 1, 0)] + frames[0]) / 3     # keys = values
+        for c in range(2):
+            weights = np.exp(frames[t, c] * ctx)
+            expected = (weights * ctx).sum() / weights.sum()          # scale 1/sqrt(1)
+            assert out[t, c] == pytest.approx(expected, rel=1e-5)
+
+
+def test_sts_frame_dependencies_plain_vs_sts():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 3)
+    moved = x.clone()
+    moved[:, 2] += 1.0                                     # change frame 3 (index 2)
+    sts = STSAttention(3, 2, 4, temporal=True)
+    plain = STSAttention(3, 2, 4, temporal=False)
+    plain.load_state_dict(sts.state_dict())
+    changed = (sts(x) - sts(moved)).abs().amax(dim=(0, 2, 3)) > 1e-6
+    assert changed.tolist() == [False, False, True, True, False]     # t and t+1 only
+    changed = (plain(x) - plain(moved)).abs().amax(dim=(0, 2, 3)) > 1e-6
+    assert changed.tolist() == [False, False, True, False, False]
+    assert not torch.allclose(sts(x), plain(x))
+
+
+# --------------------------------------------------------------------------- shapes
+
+@pytest.mark.parametrize("grid", [(62, 5), (32, 4), (14, 5), (8, 6), (2, 5)])
+def test_electrode_encoder_any_layout(grid):
+    for attention in ("sts", "plain", "none"):
+        enc = ElectrodeEncoder(*grid, tiny_config(attention=attention))
+        assert enc(torch.randn(3, 4, *grid)).shape == (3, 4, 8)
+    assert len(ElectrodeEncoder(*grid, tiny_config(attention="none")).blocks[0].state_dict()) \
+        < len(ElectrodeEncoder(*grid, tiny_config()).blocks[0].state_dict())
+
+
+def test_block_shapes():
+    cfg = tiny_config()
+    assert VectorEncoder(31, cfg)(torch.randn(3, 4, 31)).shape == (3, 4, 8)
+    assert Decoder(8, 10)(torch.randn(3, 4, 8), torch.randn(3, 4, 8)).shape == (3, 4, 10)
+    assert Classifier(4, 7, 3)(torch.randn(5, 4)).shape == (5, 3)
+    mu, logvar = CLUBNet(8, 6, 8)(torch.randn(3, 4, 8))
+    assert mu.shape == logvar.shape == (3, 4, 6) and logvar.abs().max() <= 1
+    cpc = M2MCPC(2, 8, hidden=6, layers=2, steps=2)
+    z = [torch.randn(3, 4, 8), torch.randn(3, 4, 8)]
+    ctx = cpc.contexts(z, 2)
+    assert [c.shape for c in ctx] == [(3, 6), (3, 6)]
+    assert cpc.predictions(ctx).shape == (2, 2, 3, 8)
+    assert cpc(z, 2).shape == (2, 2)
+    net = M2SNet(SHAPES, tiny_config())
+    z, z_ei = net.encode(tiny_batch(b=3))
+    assert z["eeg"].shape == z["eye"].shape == z_ei["eeg"].shape == (3, 4, 8)
+    assert net.embed("eye", z["eye"]).shape == (3, 4)
+    assert net.features("eeg", tiny_batch(b=3)["eeg"]).norm(dim=-1).allclose(torch.ones(3))
+
+
+def test_window_shapes_reads_flat_electrode_grids():
+    meta = pd.DataFrame({"subject": 1, "session": 1, "trial": 1, "window": range(2)})
+    ws = WindowSet({"eeg": torch.zeros(2, 32, 4), "pps": torch.zeros(2, 48),
+                    "ecg": torch.zeros(2, 11), "eye": torch.zeros(2, 31)}, meta)
+    shapes = window_shapes(ws, ["eeg", "pps", "ecg", "eye"], {"pps": (8, 6), "ecg": (2, 5)})
+    assert shapes == {"eeg": (32, 4), "pps": (8, 6), "ecg": (11,), "eye": (31,)}
+
+
+# --------------------------------------------------------------------------- CLUB (Eq. 1)
+
+def test_club_tiny_case_by_hand():
+    mu = torch.tensor([[0.0], [1.0]])
+    logvar = torch.zeros(2, 1)
+    y = torch.tensor([[0.0], [3.0]])
+    # pos = [0, -2]; shuffled negatives (perm 1,0): [-4.5, -0.5] -> mean(4.5, -1.5) = 1.5
+    assert float(club_upper_bound(mu, logvar, y, "shuffle", torch.tensor([1, 0]))) == 1.5
+    # all pairs: neg = [mean(0, -4.5), mean(-0.5, -2)] = [-2.25, -1.25] -> mean(2.25, -0.75)
+    assert float(club_upper_bound(mu, logvar, y, "all")) == pytest.approx(0.75)
+    # variance e^1 halves... divides every squared error by e
+    assert float(club_upper_bound(mu, torch.ones(2, 1), y, "all")) == pytest.approx(0.75 / math.e)
+    # log-likelihood: mean over samples of -(y-mu)^2/e^lv - lv = mean(0, -4)
+    assert float(gaussian_log_likelihood(mu, logvar, y)) == -2.0
+
+
+def test_club_sequences_against_loop():
+    g = torch.Generator().manual_seed(1)
+    mu, logvar, y = (torch.randn(4, 3, 2, generator=g) for _ in range(3))
+    w = torch.exp(-logvar.mean(dim=1))                              # (B, D)
+
+    def log_q(b, j):                                                # time-averaged, no logvar
+        return float(-(((mu[b] - y[j]) ** 2).mean(dim=0) * w[b]).sum() / 2)
+
+    perm = torch.tensor([2, 0, 3, 1])
+    shuffled = np.mean([log_q(b, b) - log_q(b, int(perm[b])) for b in range(4)])
+    every = np.mean([log_q(b, b) - np.mean([log_q(b, j) for j in range(4)]) for b in range(4)])
+    assert float(club_upper_bound(mu, logvar, y, "shuffle", perm)) == pytest.approx(shuffled,
+                                                                                    rel=1e-5)
+    assert float(club_upper_bound(mu, logvar, y, "all")) == pytest.approx(every, rel=1e-5)
+
+
+def test_club_network_learns_dependence():
+    torch.manual_seed(0)
+    x = torch.randn(256, 1, 3)
+    y = x @ torch.randn(3, 2) + 0.1 * torch.randn(256, 1, 2)
+    net = CLUBNet(3, 2, 32)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    before = float(net.learning_loss(x, y).detach())
+    nets = torch.nn.ModuleDict({"m": net})
+    after = fit_club(nets, opt, {"m": (x, y)}, 150)
+    assert after < before - 1
+    independent = y[torch.randperm(256)]
+    with torch.no_grad():
+        dependent_mi = float(net.mi_upper_bound(x, y, "all"))
+        independent_mi = float(net.mi_upper_bound(x, independent, "all"))
+    assert dependent_mi > independent_mi + 0.5
+
+
+# --------------------------------------------------------------------------- CPC (Eq. 8-13)
+
+def naive_cpc_term(pred: torch.Tensor, futures: torch.Tensor, normalize: str) -> float:
+    """L^{A2B} for one (A, B): pred, futures (N, B, D); explicit loops and log-sum-exp."""
+    steps, batch, _ = pred.shape
+    total = 0.0
+    for n in range(steps):
+        for b in range(batch):
+            if normalize == "targets":                     # Eq. 12: candidates z_j
+                scores = [float(futures[n, j] @ pred[n, b]) for j in range(batch)]
+                positive = float(futures[n, b] @ pred[n, b])
+            else:                                          # released: over predictions
+                scores = [float(futures[n, b] @ pred[n, k]) for k in range(batch)]
+                positive = float(futures[n, b] @ pred[n, b])
+            total += -(positive - math.log(sum(math.exp(s) for s in scores)))
+    return total / (steps * batch)
+
+
+@pytest.mark.parametrize("normalize", ["targets", "predictions"])
+def test_cpc_terms_against_loop(normalize):
+    g = torch.Generator().manual_seed(2)
+    preds, futures = torch.randn(2, 2, 5, 3, generator=g), torch.randn(2, 2, 5, 3, generator=g)
+    terms = m2m_cpc_terms(preds, futures, normalize)
+    for a in range(2):
+        for c in range(2):
+            assert float(terms[a, c]) == pytest.approx(
+                naive_cpc_term(preds[a], futures[c], normalize), rel=1e-5)
+    other = m2m_cpc_terms(preds, futures, "predictions" if normalize == "targets" else "targets")
+    assert not torch.allclose(terms, other)
+
+
+@torch.no_grad()
+def test_m2m_cpc_module_uses_both_contexts():
+    torch.manual_seed(0)
+    cpc = M2MCPC(2, 4, hidden=3, layers=2, steps=2)
+    z = [torch.randn(5, 4, 4), torch.randn(5, 4, 4)]
+    ctx = [lstm(za[:, :2])[0][:, 1] for lstm, za in zip(cpc.lstms, z, strict=True)]
+    pred_eye = cpc.predictors[1](torch.cat([ctx[1], ctx[0]], -1)).view(5, 2, 4)
+    terms = cpc(z, observed=2)
+    assert float(terms[1, 0]) == pytest.approx(
+        naive_cpc_term(pred_eye.transpose(0, 1), z[0][:, 2:4].transpose(0, 1), "targets"),
+        rel=1e-5)
+    z2 = [z[0], z[1].clone()]
+    z2[1][:, :2] += 1.0                                     # the eye context changes ...
+    assert not torch.allclose(cpc(z2, 2)[0, 0], terms[0, 0])  # ... and so does EEG -> EEG
+    with pytest.raises(ValueError):
+        cpc(z, observed=3)                                  # M + N > T
+
+
+# --------------------------------------------------------------------------- gradients, ablations
+
+@pytest.mark.parametrize("official", [False, True])
+def test_gradients_reach_every_parameter(official):
+    torch.manual_seed(0)
+    cfg = tiny_config(official=official, club_negatives="all")
+    net = M2SNet(SHAPES, cfg)
+    clubs = torch.nn.ModuleDict({n: CLUBNet(8, 8, 8) for n in SHAPES})
+    batch = tiny_batch()
+    z, z_ei = net.encode(batch)
+    net.total(net.losses(batch, z, z_ei, clubs, observed=2)).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not missing
+    fit_loss = sum(clubs[n].learning_loss(z[n].detach(), z_ei[n].detach()) for n in SHAPES)
+    clubs.zero_grad()
+    fit_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in clubs.parameters())
+
+
+def test_ablation_flags_change_the_loss():
+    batch = tiny_batch()
+
+    def terms(**over):
+        torch.manual_seed(0)
+        net = M2SNet(SHAPES, tiny_config(**over))
+        clubs = torch.nn.ModuleDict({n: CLUBNet(8, 8, 8) for n in SHAPES})
+        z, z_ei = net.encode(batch)
+        out = net.losses(batch, z, z_ei, clubs, 2, {n: torch.arange(6).flip(0) for n in SHAPES})
+        return net, {k: float(v.detach()) for k, v in out.items()}
+
+    _, full = terms()
+    assert set(full) == {"club", "recon", "nce", "cpc"}
+    for flag, key in [("loss_club", "club"), ("loss_recon", "recon"), ("loss_nce", "nce"),
+                      ("loss_cpc", "cpc")]:
+        assert set(terms(**{flag: False})[1]) == set(full) - {key}
+    net, clip = terms(model="clip_pair")
+    assert set(clip) == {"nce"} and not hasattr(net, "ei") and not hasattr(net, "cpc")
+    assert set(terms(model="clip_pair", loss_cpc=True)[1]) == {"nce", "cpc"}
+    assert terms(attention="plain")[1]["nce"] != full["nce"]
+    assert terms(attention="none")[1]["nce"] != full["nce"]
+    assert terms(official=True)[1]["cpc"] != full["cpc"]
+    assert terms(cpc_same_weight=0.1)[1]["cpc"] != full["cpc"]
+    with pytest.raises(ValueError):
+        M2SConfig(seq_len=2, cpc_steps=2)
+
+
+def released_structure_step(net, clubs, optimizer, club_optimizer, batch, observed, perms):
+    """The released order: each CLUB update re-runs the whole forward, then a fourth forward."""
+    net.train()
+    for _ in range(net.cfg.club_steps):
+        z, z_ei = net.encode(batch)
+        fit_club(clubs, club_optimizer, {n: (z[n].detach(), z_ei[n].detach()) for n in z}, 1)
+    z, z_ei = net.encode(batch)
+    loss = net.total(net.losses(batch, z, z_ei, clubs, observed, perms))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def test_single_forward_step_equals_released_structure():
+    cfg = tiny_config(dropout=0.0, club_steps=3)
+    torch.manual_seed(0)
+    net = M2SNet(SHAPES, cfg)
+    clubs = torch.nn.ModuleDict({n: CLUBNet(8, 8, 8) for n in SHAPES})
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    club_opt = torch.optim.SGD(clubs.parameters(), lr=0.1)
+    ref = copy.deepcopy((net, clubs))
+    ref_opt = torch.optim.SGD(ref[0].parameters(), lr=0.1)
+    ref_club_opt = torch.optim.SGD(ref[1].parameters(), lr=0.1)
+    perms = {n: torch.tensor([3, 0, 5, 1, 2, 4]) for n in SHAPES}
+    for seed in range(2):
+        batch = tiny_batch(seed=seed)
+        fast = pretrain_step(net, clubs, opt, club_opt, batch, 2, perms)["loss"]
+        slow = released_structure_step(*ref, ref_opt, ref_club_opt, batch, 2, perms)
+        assert fast == pytest.approx(slow, rel=1e-6)
+    for a, b in zip([*net.parameters(), *clubs.parameters()],
+                    [*ref[0].parameters(), *ref[1].parameters()], strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- method level
+
+def toy_windowset(n_trials: int = 8, n_windows: int = 5, seed: int = 0) -> tuple[WindowSet,
+                                                                               np.ndarray]:
+    """Two classes; EEG band power and an eye feature both follow the class."""
+    rng = np.random.default_rng(seed)
+    rows, eeg, eye, y = [], [], [], []
+    for trial in range(n_trials):
+        label = trial % 2
+        for w in range(n_windows if trial else 2):          # trial 0 is short (2 windows)
+            rows.append({"subject": 1, "session": 1, "trial": trial + 1, "window": w})
+            eeg.append(rng.normal(label, 1.0, (4, 3)))
+            eye.append(rng.normal(-label, 1.0, 6))
+            y.append(label)
+    ws = WindowSet({"eeg": torch.tensor(np.array(eeg), dtype=torch.float32),
+                    "eye": torch.tensor(np.array(eye), dtype=torch.float32)},
+                   pd.DataFrame(rows))
+    return ws, np.array(y)
+
+
+def test_cover_index_covers_every_window_and_pads_short_trials():
+    ws, _ = toy_windowset()
+    idx = cover_index(ws, 3)
+    assert set(idx.ravel()) == set(range(len(ws)))
+    assert idx[-1].tolist() == [0, 1, 1]                    # short trial, padded
+    trials = ws.meta["trial"].to_numpy()[idx]
+    assert (trials == trials[:, :1]).all()                  # never crosses a trial
+
+
+def fast_method(**over) -> M2S:
+    cfg = build_config(M2S, "fast", {"epochs": 2, "ft_epochs": 3, "batch_size": 8, **over})
+    return M2S(cfg, n_classes=2, seed=0)
+
+
+def test_fine_tuning_keeps_encoder_frozen_and_uses_val():
+    ws, y = toy_windowset()
+    train_idx, val_idx = np.flatnonzero(ws.meta.trial <= 6), np.flatnonzero(ws.meta.trial > 6)
+    for official in (False, True):
+        method = fast_method(official=official, report_oracle=True)
+        snapshot = {}
+        original = method._finetune
+
+        def finetune(train, val, original=original, method=method, snapshot=snapshot):
+            snapshot.update(copy.deepcopy(method.net_.state_dict()))
+            original(train, val)
+
+        method._finetune = finetune
+        train = Split(ws.subset(train_idx), y[train_idx], ("eeg",))
+        val = Split(ws.subset(val_idx), y[val_idx], ("eeg",))
+        method.fit(train, val=val)
+        after = method.net_.state_dict()
+        assert all(torch.equal(snapshot[k], after[k]) for k in snapshot)
+        assert not any(p.requires_grad for p in method.net_.parameters())
+        assert 0 <= method.selected_epoch_ < 3
+        test = Split(ws.subset(val_idx).select_modalities(["eye"]), None, ("eye",))
+        pred = method.predict(test)
+        assert pred.probs.shape == (len(val_idx), 2)
+        assert np.allclose(pred.probs.sum(1), 1)
+        assert pred.epoch_probs.shape == (3, len(val_idx), 2)
+        assert pred.embeddings.shape == (len(val_idx), 16)
+
+
+def test_fit_errors_and_modality_choice():
+    ws, y = toy_windowset()
+    method = fast_method(modality="eye")
+    with pytest.raises(ConfigError):
+        method.fit(Split(ws, y, ("eeg",)))
+    with pytest.raises(ConfigError):
+        fast_method(seq_len=6).fit(Split(ws, y, ("eeg",)))
+    method = fast_method(modality="eye", epochs=1, ft_epochs=1)
+    method.fit(Split(ws, y, ("eeg", "eye")))
+    assert method.modality_ == "eye"
+
+
+# --------------------------------------------------------------------------- learning
+
+@pytest.fixture(scope="module")
+def seed_iv_windows(synthetic_root):
+    from affectlab.labels import make_labels
+    from affectlab.presets import prepare
+
+    root = synthetic_root("seed_iv", n_subjects=1, seconds=16)
+    ws, _ = prepare("seed_iv", root, "m2s", use_cache=False)
+    return ws, make_labels(ws.meta, "seed_iv", "native").y
+
+
+def test_learns_subject_dependent_and_cross_modal_eeg_to_eye(seed_iv_windows):
+    """Paper split (trials 1-16 train, 17-24 test), sessions pooled; chance is 0.25."""
+    ws, y = seed_iv_windows
+    trial = ws.meta["trial"].to_numpy()
+    train, test = np.flatnonzero(trial <= 16), np.flatnonzero(trial > 16)
+    method = M2S(build_config(M2S, "fast"), n_classes=4, seed=0)
+    method.fit(Split(ws.subset(train), y[train], ("eeg",)))
+    scores = {}
+    for name in ("eeg", "eye"):
+        pred = method.predict(Split(ws.subset(test).select_modalities([name]), None, (name,)))
+        scores[name] = balanced_accuracy_score(y[test], pred.labels)
+    assert scores["eeg"] > 0.5, scores
+    assert scores["eye"] > 0.4, scores
