@@ -9,11 +9,17 @@ is an affine map per step, ``h_t = M_t h_{t-1} + u_t`` with ``M_t = diag(f_t) A_
 so the whole sequence is a prefix scan:
 
 * :func:`affine_scan_sequential` - the reference, one step per time point (a Python loop);
-* :func:`affine_scan` - the fast form: a Hillis-Steele doubling scan (``ceil(log2 T)`` batched
-  matrix products over all time points at once), optionally inside chunks of ``chunk`` steps
-  joined by a short sequential carry over chunk boundaries (bounds memory for long sequences).
+* :func:`affine_scan` - a chunked two-level scan (all chunks scanned at once, then a short carry
+  over the chunk boundaries; about ``2 sqrt(T)`` sequential steps);
+* :func:`affine_scan_doubling` - a Hillis-Steele log-depth scan (``ceil(log2 T)`` rounds of
+  batched matrix products).
 
-Both give the same states up to float rounding (tests/methods/test_dhcm_cacl.py).
+All give the same states up to float rounding (tests/methods/test_dhcm_cacl.py). The parallel
+forms compose dense ``d x d`` maps, ``O(T d^3)`` work against the loop's ``O(T d^2)``: on a CPU
+the loop (vectorised over the batch; ``unbind`` keeps its backward linear in ``T``) is the
+fastest at every length measured (benchmarks/dhcm_cacl.py), while on an accelerator the
+``T`` sequential steps, each a few kernel launches, are what costs, so :class:`DynamicSSM`'s
+default ``scan="auto"`` picks the loop on CPU and the chunked scan elsewhere.
 
 Stability. ``A_t`` is produced by an MLP (Eq. 4) and then rescaled so that its spectral norm is
 at most ``rho < 1``: ``A_t = rho * M / max(1, sqrt(||M||_1 ||M||_inf))``, where ``||.||_1`` /
@@ -34,14 +40,21 @@ import torch
 from torch import nn
 
 Transition = Literal["dynamic", "static", "random"]
+Scan = Literal["auto", "chunked", "doubling", "sequential"]
+
+
+def spectral_scale(m: torch.Tensor, rho: float) -> torch.Tensor:
+    """Factor ``(...)`` that brings square matrices ``(..., d, d)`` to ``||A||_2 <= rho``:
+    ``rho / max(1, sqrt(||m||_1 ||m||_inf))`` (see module doc)."""
+    magnitude = m.abs()
+    col = magnitude.sum(dim=-2).amax(dim=-1)
+    row = magnitude.sum(dim=-1).amax(dim=-1)
+    return rho / torch.sqrt(col * row).clamp_min(1.0)
 
 
 def bound_spectral_norm(m: torch.Tensor, rho: float) -> torch.Tensor:
-    """Rescale square matrices ``(..., d, d)`` so that ``||A||_2 <= rho`` (see module doc)."""
-    col = m.abs().sum(dim=-2).amax(dim=-1)
-    row = m.abs().sum(dim=-1).amax(dim=-1)
-    bound = torch.sqrt(col * row).clamp_min(1.0)
-    return rho * m / bound[..., None, None]
+    """Rescale square matrices ``(..., d, d)`` so that ``||A||_2 <= rho``."""
+    return m * spectral_scale(m, rho)[..., None, None]
 
 
 def affine_scan_sequential(m: torch.Tensor, u: torch.Tensor,
@@ -53,8 +66,8 @@ def affine_scan_sequential(m: torch.Tensor, u: torch.Tensor,
     """
     h = torch.zeros_like(u[:, 0]) if h0 is None else h0
     out = []
-    for t in range(u.shape[1]):
-        h = torch.einsum("bij,bj->bi", m[:, t], h) + u[:, t]
+    for m_t, u_t in zip(m.unbind(dim=1), u.unbind(dim=1), strict=True):
+        h = torch.einsum("bij,bj->bi", m_t, h) + u_t
         out.append(h)
     return torch.stack(out, dim=1)
 
@@ -73,35 +86,49 @@ def _doubling_scan(m: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torc
     return m, u
 
 
+def affine_scan_doubling(m: torch.Tensor, u: torch.Tensor,
+                         h0: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-depth scan (same contract as :func:`affine_scan_sequential`): ``ceil(log2 T)``
+    rounds of batched matrix products over all steps (``O(T log T d^3)`` work)."""
+    p, acc = _doubling_scan(m, u)
+    return acc if h0 is None else acc + torch.einsum("btij,bj->bti", p, h0)
+
+
 def affine_scan(m: torch.Tensor, u: torch.Tensor, h0: torch.Tensor | None = None,
                 chunk: int | None = None) -> torch.Tensor:
-    """Fast scan ``h_t = m_t h_{t-1} + u_t`` (same contract as :func:`affine_scan_sequential`).
+    """Chunked two-level scan (same contract as :func:`affine_scan_sequential`), the default.
 
-    chunk: ``None`` scans the whole sequence at once (``ceil(log2 T)`` batched products);
-    an integer scans chunks of that many steps in parallel and carries the state across chunk
-    boundaries sequentially (``T / chunk`` cheap steps).
+    The sequence is cut into chunks of ``chunk`` steps (default ``ceil(sqrt(T))``). (1) Inside
+    all chunks at once, from a zero state: local states ``U_t`` and transfer matrices
+    ``P_t = m_t ... m_first``. (2) The state entering each chunk is carried across the chunk
+    boundaries. (3) ``h_t = U_t + P_t h_in`` for every step in one batched product. About
+    ``2 sqrt(T)`` sequential steps instead of ``T``, ``O(T d^3)`` work.
     """
     batch, n, d = u.shape
-    if chunk is None or chunk >= n:
-        p, acc = _doubling_scan(m, u)
-        return acc if h0 is None else acc + torch.einsum("btij,bj->bti", p, h0)
+    chunk = chunk or max(1, math.ceil(math.sqrt(n)))
     n_chunks = math.ceil(n / chunk)
     pad = n_chunks * chunk - n
     if pad:
         eye = torch.eye(d, dtype=m.dtype, device=m.device).expand(batch, pad, d, d)
         m = torch.cat([m, eye], dim=1)
         u = torch.cat([u, u.new_zeros(batch, pad, d)], dim=1)
-    p, acc = _doubling_scan(m.reshape(batch * n_chunks, chunk, d, d),
-                            u.reshape(batch * n_chunks, chunk, d))
-    p = p.reshape(batch, n_chunks, chunk, d, d)
-    acc = acc.reshape(batch, n_chunks, chunk, d)
+    steps_m = m.reshape(batch, n_chunks, chunk, d, d).unbind(dim=2)   # unbind: linear backward
+    steps_u = u.reshape(batch, n_chunks, chunk, d).unbind(dim=2)
+    p, acc = steps_m[0], steps_u[0]
+    transfers, local = [p], [acc]
+    for m_t, u_t in zip(steps_m[1:], steps_u[1:], strict=True):             # (1)
+        p = m_t @ p
+        acc = torch.einsum("bcij,bcj->bci", m_t, acc) + u_t
+        transfers.append(p)
+        local.append(acc)
+    transfer, states = torch.stack(transfers, dim=2), torch.stack(local, dim=2)
     h = torch.zeros_like(u[:, 0]) if h0 is None else h0
-    out = []
-    for c in range(n_chunks):
-        states = acc[:, c] + torch.einsum("btij,bj->bti", p[:, c], h)
-        out.append(states)
-        h = states[:, -1]
-    return torch.cat(out, dim=1)[:, :n]
+    incoming = []
+    for p_c, u_c in zip(transfers[-1].unbind(dim=1), local[-1].unbind(dim=1), strict=True):
+        incoming.append(h)                                                 # (2)
+        h = torch.einsum("bij,bj->bi", p_c, h) + u_c
+    states = states + torch.einsum("bctij,bcj->bcti", transfer, torch.stack(incoming, dim=1))
+    return states.reshape(batch, n_chunks * chunk, d)[:, :n]                # (3)
 
 
 class DynamicSSM(nn.Module):
@@ -113,12 +140,15 @@ class DynamicSSM(nn.Module):
         bounded to spectral norm ``<= rho``.
     forget_gate: ``True`` - Eq. 5-6; ``False`` - no gate, ``h_t = A_t h_{t-1} + x_t`` (Table 5
         "no forget gate"; the literal ``f_t = 1`` in Eq. 6 would cut the input off entirely).
-    scan: ``parallel`` (default, :func:`affine_scan`) or ``sequential`` (reference loop).
+    scan: ``chunked`` (:func:`affine_scan`), ``doubling`` (:func:`affine_scan_doubling`),
+        ``sequential`` (the reference loop) or ``auto`` (default: ``sequential`` on CPU, where
+        the ``d_s``-times smaller arithmetic wins, ``chunked`` on accelerators, where the number
+        of sequential steps (kernel launches) dominates); ``chunk``: chunk length of ``chunked``.
     """
 
     def __init__(self, d_model: int, d_state: int = 32, hidden: int = 64,
                  transition: Transition = "dynamic", forget_gate: bool = True,
-                 rho: float = 0.99, scan: Literal["parallel", "sequential"] = "parallel",
+                 rho: float = 0.99, scan: Scan = "auto",
                  chunk: int | None = None):
         super().__init__()
         if not 0 < rho < 1:
@@ -160,12 +190,20 @@ class DynamicSSM(nn.Module):
         """x: ``(B, T, d_model)`` -> states ``(B, T, d_state)`` (causal: right padding is
         harmless to the valid steps)."""
         x_state = self.w_state(x)
-        a = self.transition_matrices(x)
         f = self.forget(x)
-        if f is None:
-            m, u = a, x_state
+        if self.transition == "dynamic":     # diag(f_t) A_t with the bound in one product
+            raw = self.mlp(x).reshape(*x.shape[:2], self.d_state, self.d_state)
+            factor = spectral_scale(raw, self.rho)[..., None]
+            m = raw * (factor if f is None else factor * f)[..., None]
         else:
-            m, u = f[..., None] * a, (1 - f) * x_state                  # Eq. 6
-        if self.scan == "sequential":
+            a = self.transition_matrices(x)
+            m = a if f is None else f[..., None] * a
+        u = x_state if f is None else (1 - f) * x_state                    # Eq. 6
+        scan = self.scan
+        if scan == "auto":
+            scan = "sequential" if u.device.type == "cpu" else "chunked"
+        if scan == "sequential":
             return affine_scan_sequential(m, u)
+        if scan == "doubling":
+            return affine_scan_doubling(m, u)
         return affine_scan(m, u, chunk=self.chunk)
