@@ -11,7 +11,8 @@ from affectlab.losses.evidential import (
     opinion_to_dirichlet,
 )
 from affectlab.losses.mmd import mk_mmd
+from affectlab.losses.temporal import sequence_loss, temporal_contrastive_loss
 
 __all__ = ["CLUBNet", "M2MCPC", "affinity_bce", "club_upper_bound", "dempster_combine",
            "dirichlet_opinion", "evidential_loss", "info_nce", "m2m_cpc_terms", "mk_mmd",
-           "nt_xent", "opinion_to_dirichlet"]
+           "nt_xent", "opinion_to_dirichlet", "sequence_loss", "temporal_contrastive_loss"]

@@ -3,7 +3,14 @@
 Importing this package registers every built-in method; :func:`create_method` looks one up.
 """
 
-from affectlab.methods import baselines, dhcm_cacl, m2s, me_mhacl, uf_ama  # noqa: F401  (registration)
+from affectlab.methods import (  # noqa: F401  (registration)
+    baselines,
+    clmer,
+    dhcm_cacl,
+    m2s,
+    me_mhacl,
+    uf_ama,
+)
 from affectlab.methods.base import (
     METHODS,
     Method,

@@ -1,0 +1,653 @@
+"""CLMER: contrastive time-series encoders per modality + pairwise cross-modal attention fusion.
+
+References
+----------
+Paper ``shared/papers/001_*.txt`` ("CLMER: a Framework for Contrastive Learning-based
+Multi-modal Emotion Recognition"); its temporal contrast follows TS-TCC / CA-TCC (Eldele et al.,
+[36]) and its fusion the cross-modal transformer of MulT (Tsai et al., [29]). No official code
+is available (OFFICIAL_CODE.md has no CLMER entry), so there is no ``official`` switch.
+
+Pipeline
+--------
+Data (data preset ``clmer``): every physiological channel resampled to 128 Hz and band-passed
+4-45 Hz, as ``(samples, channels)``; the face "serialized" from the OpenFace CSVs onto a 1 s grid
+inside the window (frames with ``success = 0`` masked): 68 3-D landmarks ``(steps, 204)``, 17 AU
+intensities ``(steps, 17)`` and gaze ``(steps, 8)``. The method's modalities are
+``physiology`` (all physiological channels of the Split, concatenated), ``landmarks``, ``au`` and
+``gaze``; any subset can be chosen (``modalities``; Tables IV-VII). Each is z-scored per channel
+with statistics of the training part.
+
+1. Self-supervised pre-training, one encoder per modality (Sec. III-C, Fig. 2): a weak view
+   (scaling + jitter) and a strong view (segment permutation + jitter) of each window go through a
+   convolutional encoder (TS-TCC's three conv blocks) to a sequence ``z`` of ``T'`` steps. A
+   transformer with a summary token turns ``z_1..z_t`` into ``s_t`` (t random per batch).
+   ``L_sample``: NT-Xent between the projected summaries of the two views (Eq. 1-2,
+   :func:`affectlab.losses.nt_xent`). ``L_temporal``: ``F_i(s_t)`` predicts ``z_{t+i}`` of the
+   *other* view (Eq. 3, :func:`affectlab.losses.temporal.temporal_contrastive_loss`).
+   ``L_sequence = lambda_1 L_sample + lambda_2 L_temporal`` (Eq. 4). Adam 3e-4, weight decay 3e-4,
+   batch 64, 500 epochs (Sec. IV-C).
+2. Fusion (Sec. III-D, Fig. 3): the (frozen) encoders' sequences, a learned token-length map per
+   modality to a common length ``L`` (Sec. IV-G, Tables XI-XII), a linear projection to
+   ``d_model`` plus sine position codes, then ``k (k-1)`` pairwise multi-head cross-modal
+   transformers (Eq. 5-7, :mod:`affectlab.nn.cross_attention`), their outputs mean-pooled over
+   tokens, concatenated, and an MLP classifier. Adam 1e-3, learning rate x0.1 after 20 epochs
+   without improvement (reduce-on-plateau, on the validation loss when a validation part is
+   given, else on the training loss), 300 epochs, the last epoch kept (``select_best``: the
+   epoch with the lowest validation loss; ``patience``: early stopping). Predictions are per
+   window.
+
+Interpretation (ambiguities and deviations)
+-------------------------------------------
+* Window length: the paper gives none for DEAP; it cuts 5 s segments from AMIGOS' long videos.
+  The ``clmer`` data preset uses 5 s windows (5 face steps) for every dataset
+  (``--set data.window_s=...`` changes it).
+* Tokens: Sec. IV-G counts tokens as *channels* (DEAP physiology 40, landmarks 3, AU 2), while
+  Sec. III motivates the serialization by *temporal* alignment and the encoders output time
+  sequences. Default ``tokens="time"``: a token is one time step of the encoder output (or of the
+  raw series without pre-training); ``tokens="channels"`` transposes, so a token is one
+  channel (raw) or one feature map (encoded) with its time course as features. Landmarks then
+  give 204 coordinate tokens, not the paper's 3.
+* Token-length map: a learned linear map across the token axis (a kernel-1 convolution with the
+  tokens as channels), initialised as linear interpolation. ``token_length="auto"`` takes the
+  paper's best values, 60 on DEAP (Table XI, binary; 70 for 4 classes, 50 for 9) and 15 on
+  AMIGOS (Table XII); other datasets keep each modality's own length (``None``), which
+  cross-attention allows.
+* Eq. 2 sums ``c = 1..2N`` over pairs ``(2c-1, 2c)``, which would index 4N views; it is read as
+  SimCLR's mean over the ``2N`` anchors (``nt_xent``). Temperature 0.2 (TS-TCC).
+* Eq. 3: the negatives ``j in T \\ {t}`` are the other steps of the same sequence
+  (``temporal_negatives="time"``, default); ``"batch"`` uses the other sequences' same future
+  step, as TS-TCC's code. One linear ``F_i`` per step ahead (TS-TCC's ``W_k``; Eq. 3 writes a
+  single ``F``). The summary of one view predicts the future of the other view (TS-TCC's
+  cross-view prediction, the reason for the weak / strong pair); ``sim`` is the dot product.
+  Steps ahead ``M = min(pred_steps, T' // 2)``; ``t`` is drawn once per batch.
+* Eq. 4 weights: not given; TS-TCC's 0.7 (sample / contextual) and 1.0 (temporal).
+* Augmentations: not specified beyond their kind; weak = per-(window, channel) scaling by
+  ``N(1, weak_scale)`` + Gaussian jitter ``weak_jitter``; strong = permutation of up to
+  ``max_segments`` random segments of the time axis + jitter ``strong_jitter`` (inputs are
+  z-scored, so the jitter is in standard deviations). TS-TCC's code scales every time step by
+  ``N(2, 1.1)``; that reading is not reproduced.
+* Landmarks: OpenFace's 3-D landmarks are camera coordinates in mm, dominated by the head's
+  position; the paper names no normalisation. By default each step's centroid of the 68 points
+  is subtracted per axis (``center_landmarks``), so the series describe facial geometry and its
+  movement; then every modality is z-scored per channel on the training part.
+* "Fusion w/o CL" (``pretrain=False``): the fusion module reads the z-scored series directly
+  (no encoder), as the paper's ablation rows describe. With ``pretrain=True`` the encoders are
+  frozen feature extractors (``encoder="finetune"`` trains them with the fusion;
+  ``pretrain=False, encoder="finetune"`` trains randomly initialised encoders with the fusion,
+  which isolates the effect of the pre-training).
+* Both views go through the encoder in one batch (BatchNorm statistics over both; TS-TCC runs
+  two passes).
+* A single modality has no pair: it gets one self-attention transformer (the paper trains "a
+  10-layer transformer" for its single-modality rows; the depth here is ``n_layers``).
+* Transformer sizes, dropout and the classifier are not given: MulT's (d 40, 5 heads, 4 layers,
+  feed-forward 4d, dropout 0.1); encoder TS-TCC's (32, 64, 128 channels, kernel 8, max-pool 2,
+  dropout 0.35); summary transformer 64 wide, 4 layers, 4 heads, with sine position codes
+  (TS-TCC's has none). Token embeddings are scaled by ``sqrt(d)`` before the position codes
+  (MulT); dropout acts on residual branches, not on attention weights. For a face series (1 s
+  steps, ``T < 64``) the encoder uses kernel 3 and no pooling, so its ``T'`` equals the steps.
+* Model selection: the paper trains a fixed number of epochs and so does the default; the
+  validation part (never the test part) drives the learning-rate plateau and, when asked,
+  best-epoch selection and early stopping. Windows lacking a chosen modality are left out of
+  training; at prediction a missing modality is filled with the training mean (0 after
+  z-scoring) and counted in ``Predictions.extras["n_windows_imputed"]``.
+* Presets: ``paper`` has the values above. ``fast`` (seconds on a CPU) shrinks every network,
+  pre-trains 4 epochs, trains the fusion 30 epochs at token length 20 and fine-tunes the encoders
+  (``encoder="finetune"``): encoders pre-trained that briefly are poor frozen features on small
+  synthetic sets (trial-wise within-subject valence on synthetic DEAP: about 0.5 frozen vs 0.75
+  fine-tuned).
+* The raw-frame ablation (Table VIII-X: 32x32 downsampled frames, MobileViT features) is not
+  possible: the datasets' face videos are not read, only OpenFace CSVs.
+* The paper's "multi-class average accuracy" (Eq. 8-9) is the mean of one-vs-rest accuracies;
+  the runner reports it as ``ovr_accuracy`` (:func:`affectlab.evaluation.ovr_accuracy`) next to
+  plain accuracy. Its split is ``random_window`` 70/15/15 (leaky); ``subject_dependent`` and
+  ``loso`` are the leak-free protocols.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from affectlab.errors import ConfigError
+from affectlab.losses.contrastive import nt_xent
+from affectlab.losses.temporal import sequence_loss, temporal_contrastive_loss
+from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
+from affectlab.nn.cross_attention import (
+    PairwiseCrossModalAttention,
+    TokenLengthMap,
+    sinusoidal_positions,
+)
+from affectlab.training import minibatches, seed_everything, standardize_fit
+
+#: method modality -> WindowSet modality (``physiology`` = every other modality of the Split)
+FACE_GROUPS = {"landmarks": "face_landmarks", "au": "face_au", "gaze": "gaze"}
+#: best token lengths of Tables XI (DEAP, binary) and XII (AMIGOS short videos)
+AUTO_TOKEN_LENGTH = {"deap": 60, "amigos": 15}
+INFERENCE_CHUNK = 512
+
+
+# --------------------------------------------------------------------------- face serialization
+
+def face_step_counts(valid: np.ndarray, frame_times: np.ndarray, starts: np.ndarray,
+                     step_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames per step of the serialization grid: ``(valid counts, invalid counts)``.
+
+    valid: ``(n_frames,)`` OpenFace frame validity (``success == 1`` and confident);
+    frame_times: ``(n_frames,)`` seconds; starts: ``(n_steps,)`` step start times. A step with
+    no valid frame is NaN in :func:`affectlab.features.masked_window_mean`.
+    """
+    valid = np.asarray(valid, bool)
+    inside = (frame_times[None, :] >= starts[:, None]) & (
+        frame_times[None, :] < starts[:, None] + step_s)
+    return (inside & valid).sum(axis=1), (inside & ~valid).sum(axis=1)
+
+
+def center_landmarks(x: torch.Tensor) -> torch.Tensor:
+    """Subtract each step's centroid of the 68 points per axis (removes head translation).
+
+    x: ``(n, steps, 204)`` with OpenFace's ``X_0..X_67, Y_0.., Z_0..`` column order.
+    """
+    points = x.reshape(*x.shape[:-1], 3, x.shape[-1] // 3)
+    return (points - points.mean(dim=-1, keepdim=True)).reshape(x.shape)
+
+
+# --------------------------------------------------------------------------- augmentations
+
+def weak_augment(x: torch.Tensor, scale: float, jitter: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scaling by ``N(1, scale)`` per (window, channel) + Gaussian jitter; x ``(B, T, C)``."""
+    factor = 1.0 + scale * torch.randn(x.shape[0], 1, x.shape[2], generator=generator,
+                                       device=x.device)
+    noise = torch.randn(x.shape, generator=generator, device=x.device)
+    return x * factor + jitter * noise
+
+
+def permute_segments(x: torch.Tensor, max_segments: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cut each window's time axis into 1..max_segments random segments and shuffle them.
+
+    x: ``(B, T, C)``. Vectorised: random split points give a segment id per step, a random
+    rank per segment orders the segments, a stable sort by ``(rank, step)`` gives the gather
+    index. Inside a segment the order of the steps is kept.
+    """
+    batch, length, _ = x.shape
+    segments = max(1, min(max_segments, length))
+    device = x.device
+    n_seg = torch.randint(1, segments + 1, (batch, 1), generator=generator, device=device)
+    cut_rank = torch.rand(batch, length - 1, generator=generator, device=device).argsort(1) \
+        .argsort(1)
+    is_cut = cut_rank < (n_seg - 1)                      # n_seg - 1 distinct split points
+    seg_id = torch.cat([torch.zeros(batch, 1, dtype=torch.long, device=device),
+                        is_cut.long().cumsum(1)], dim=1)                        # (B, T)
+    seg_rank = torch.rand(batch, segments, generator=generator, device=device).argsort(1) \
+        .argsort(1)
+    key = seg_rank.gather(1, seg_id) * length + torch.arange(length, device=device)
+    order = key.argsort(dim=1)
+    return x.gather(1, order[:, :, None].expand_as(x))
+
+
+def strong_augment(x: torch.Tensor, max_segments: int, jitter: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Segment permutation + Gaussian jitter; x ``(B, T, C)``."""
+    permuted = permute_segments(x, max_segments, generator)
+    return permuted + jitter * torch.randn(x.shape, generator=generator, device=x.device)
+
+
+# --------------------------------------------------------------------------- encoders
+
+class ConvEncoder(nn.Module):
+    """TS-TCC's encoder: conv blocks (conv, BatchNorm, ReLU, max-pool) over time.
+
+    ``(B, T, C) -> (B, T', channels[-1])``; padding ``kernel // 2`` as TS-TCC (an even kernel
+    adds one step per block), then ``ceil(T / pool)`` per block.
+    """
+
+    def __init__(self, n_in: int, channels: list[int], kernel: int, pool: int, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for k, width in enumerate(channels):
+            layers += [nn.Conv1d(n_in, width, kernel, padding=kernel // 2, bias=False),
+                       nn.BatchNorm1d(width), nn.ReLU()]
+            if pool > 1:
+                layers.append(nn.MaxPool1d(pool, ceil_mode=True))
+            if k == 0:
+                layers.append(nn.Dropout(dropout))
+            n_in = width
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(1, 2)).transpose(1, 2)
+
+
+class Summarizer(nn.Module):
+    """``s_t`` from ``z_1..z_t``: linear embedding, summary token, transformer (TS-TCC)."""
+
+    def __init__(self, d_in: int, dim: int, n_layers: int, n_heads: int):
+        super().__init__()
+        self.embed = nn.Linear(d_in, dim)
+        self.token = nn.Parameter(torch.randn(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, n_heads, dim_feedforward=2 * dim, dropout=0.1,
+                                           batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z ``(B, t, d_in)`` -> ``(B, dim)``."""
+        dim = self.token.shape[-1]
+        h = math.sqrt(dim) * self.embed(z) + sinusoidal_positions(z.shape[1], dim, z.device)
+        h = torch.cat([self.token.expand(len(z), -1, -1), h], dim=1)
+        return self.transformer(h)[:, 0]
+
+
+def encoder_geometry(length: int, kernel: int) -> tuple[int, int]:
+    """(kernel, pool) for a series of ``length`` steps: pooled for signals, not for 1 s faces."""
+    return (kernel, 2) if length >= 64 else (3, 1)
+
+
+class SequenceContrast(nn.Module):
+    """One modality's self-supervised model: encoder, summarizer, ``F_i``, projection head."""
+
+    def __init__(self, length: int, n_channels: int, cfg: CLMERConfig):
+        super().__init__()
+        kernel, pool = encoder_geometry(length, cfg.kernel_size)
+        self.encoder = ConvEncoder(n_channels, cfg.encoder_channels, kernel, pool,
+                                   cfg.encoder_dropout)
+        with torch.no_grad():
+            self.encoder.eval()
+            self.out_length = self.encoder(torch.zeros(1, length, n_channels)).shape[1]
+            self.encoder.train()
+        if self.out_length < 2:
+            raise ConfigError("data.window_s", f"a modality of {length} steps leaves "
+                              f"{self.out_length} encoded step(s); the temporal contrast needs 2")
+        d_z, d_s = cfg.encoder_channels[-1], cfg.summary_dim
+        self.steps = max(1, min(cfg.pred_steps, self.out_length // 2))
+        self.summarizer = Summarizer(d_z, d_s, cfg.summary_layers, cfg.summary_heads)
+        self.predictor = nn.Linear(d_s, self.steps * d_z)          # F_1 .. F_M stacked
+        self.projector = nn.Sequential(nn.Linear(d_s, d_s // 2), nn.BatchNorm1d(d_s // 2),
+                                       nn.ReLU(), nn.Linear(d_s // 2, d_s // 4))
+        self.cfg = cfg
+
+    def loss(self, x: torch.Tensor, t: int,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """L_sequence (Eq. 4) of a batch ``(B, T, C)``; ``t`` = last summarised step."""
+        cfg = self.cfg
+        weak = weak_augment(x, cfg.weak_scale, cfg.weak_jitter, generator)
+        strong = strong_augment(x, cfg.max_segments, cfg.strong_jitter, generator)
+        return self.views_loss(weak, strong, t)
+
+    def views_loss(self, weak: torch.Tensor, strong: torch.Tensor,
+                   t: int) -> tuple[torch.Tensor, dict]:
+        """L_sequence of a weak and a strong view ``(B, T, C)`` (one encoder pass for both)."""
+        cfg = self.cfg
+        z = self.encoder(torch.cat([weak, strong]))                      # (2B, T', d)
+        summary = self.summarizer(z[:, :t + 1])                          # s_t, (2B, d_s)
+        pred = self.predictor(summary).view(len(z), self.steps, z.shape[-1])
+        z_weak, z_strong = z.chunk(2)
+        pred_weak, pred_strong = pred.chunk(2)
+        temporal = 0.5 * (                                               # Eq. 3, cross-view
+            temporal_contrastive_loss(pred_weak, z_strong, t, cfg.temporal_negatives)
+            + temporal_contrastive_loss(pred_strong, z_weak, t, cfg.temporal_negatives))
+        proj_weak, proj_strong = self.projector(summary).chunk(2)
+        sample = nt_xent(proj_weak, proj_strong, cfg.temperature)        # Eq. 1-2
+        total = sequence_loss(sample, temporal, cfg.lambda_sample, cfg.lambda_temporal)
+        return total, {"sample": float(sample.detach()), "temporal": float(temporal.detach())}
+
+
+# --------------------------------------------------------------------------- fusion
+
+class FusionNet(nn.Module):
+    """Token-length maps, projections, pairwise cross-modal attention, classifier.
+
+    Input: one ``(B, T_m, f_m)`` time-major sequence per modality (encoded or raw).
+    """
+
+    def __init__(self, shapes: list[tuple[int, int]], token_length: int | None,
+                 tokens: Literal["time", "channels"], cfg: CLMERConfig, n_classes: int):
+        super().__init__()
+        self.channel_tokens = tokens == "channels"
+        self.scale = math.sqrt(cfg.d_model)           # MulT's embedding scale before positions
+        self.maps, self.projections = nn.ModuleList(), nn.ModuleList()
+        for length, n_feat in shapes:
+            n_tok, f = (n_feat, length) if self.channel_tokens else (length, n_feat)
+            self.maps.append(TokenLengthMap(n_tok, token_length) if token_length
+                             else nn.Identity())
+            self.projections.append(nn.Linear(f, cfg.d_model))
+            self.register_buffer(f"positions{len(self.maps) - 1}", sinusoidal_positions(
+                token_length or n_tok, cfg.d_model), persistent=False)
+        self.attention = PairwiseCrossModalAttention(len(shapes), cfg.d_model, cfg.n_heads,
+                                                     cfg.n_layers, cfg.ffn_mult, cfg.dropout)
+        width = self.attention.n_directions * cfg.d_model
+        self.head = nn.Sequential(nn.Linear(width, cfg.d_model), nn.ReLU(),
+                                  nn.Dropout(cfg.dropout), nn.Linear(cfg.d_model, n_classes))
+
+    def embed(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """``(B, D * d_model)``: the pooled outputs of all directions, concatenated."""
+        tokens = []
+        for k, x in enumerate(xs):
+            x = x.transpose(1, 2) if self.channel_tokens else x
+            tokens.append(self.scale * self.projections[k](self.maps[k](x))
+                          + getattr(self, f"positions{k}"))
+        return self.attention(tokens).flatten(1)
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(self.embed(xs))
+
+
+# --------------------------------------------------------------------------- the method
+
+class CLMERConfig(MethodConfig):
+    modalities: list[Literal["physiology", "landmarks", "au", "gaze"]] = Field(
+        default_factory=lambda: ["physiology", "landmarks", "au"],
+        description="method modalities (ablation: any non-empty subset)")
+    pretrain: bool = Field(True, description="contrastive pre-training of per-modality encoders "
+                           "(False: the fusion reads the z-scored series, 'Fusion w/o CL')")
+    encoder: Literal["auto", "frozen", "finetune", "none"] = Field(
+        "auto", description="how the fusion reads a modality: through its encoder kept frozen "
+        "or trained with the fusion, or the z-scored series directly ('none'); 'auto': frozen "
+        "with pre-training, none without (the paper's 'Fusion w/o CL')")
+    token_length: int | Literal["auto"] | None = Field(
+        "auto", description="common token length of the learned map; None: keep each "
+                            "modality's own; 'auto': 60 on DEAP, 15 on AMIGOS, else None")
+    tokens: Literal["time", "channels"] = Field("time", description="what a token is")
+    center_landmarks: bool = Field(True, description="subtract each step's landmark centroid "
+                                   "(head translation) before z-scoring")
+    # encoder and self-supervision
+    encoder_channels: list[int] = Field(default_factory=lambda: [32, 64, 128], min_length=1)
+    kernel_size: int = Field(8, ge=1, description="encoder kernel for signals (faces: 3)")
+    encoder_dropout: float = Field(0.35, ge=0, lt=1)
+    summary_dim: int = Field(64, ge=4)
+    summary_layers: int = Field(4, ge=1)
+    summary_heads: int = Field(4, ge=1)
+    pred_steps: int = Field(4, ge=1, description="future steps M predicted in Eq. 3")
+    temporal_negatives: Literal["time", "batch"] = "time"
+    temperature: float = Field(0.2, gt=0, description="NT-Xent temperature (Eq. 1)")
+    lambda_sample: float = Field(0.7, ge=0, description="lambda_1 of Eq. 4")
+    lambda_temporal: float = Field(1.0, ge=0, description="lambda_2 of Eq. 4")
+    weak_scale: float = Field(0.2, ge=0)
+    weak_jitter: float = Field(0.1, ge=0)
+    strong_jitter: float = Field(0.8, ge=0)
+    max_segments: int = Field(8, ge=1)
+    pretrain_epochs: int = Field(500, ge=0)
+    pretrain_lr: float = Field(3e-4, gt=0)
+    pretrain_weight_decay: float = Field(3e-4, ge=0)
+    batch_size: int = Field(64, ge=2)
+    # fusion
+    d_model: int = Field(40, ge=1)
+    n_heads: int = Field(5, ge=1)
+    n_layers: int = Field(4, ge=1)
+    ffn_mult: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(300, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    plateau_patience: int = Field(20, ge=0, description="epochs without improvement before the "
+                                  "learning rate is reduced")
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    select_best: bool = Field(False, description="keep the epoch with the lowest validation "
+                              "loss (default: the last epoch, as the paper's fixed epochs)")
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without "
+                                 "a lower validation loss (None: train all epochs)")
+
+    @model_validator(mode="after")
+    def _check(self) -> CLMERConfig:
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError("modalities must be a non-empty list without repeats")
+        if self.d_model % self.n_heads or self.summary_dim % self.summary_heads:
+            raise ValueError("d_model / summary_dim must be divisible by n_heads / summary_heads")
+        if self.pretrain and self.encoder == "none":
+            raise ValueError("encoder='none' discards the pre-trained encoders; use "
+                             "pretrain=False")
+        if isinstance(self.token_length, int) and self.token_length < 1:
+            raise ValueError("token_length must be >= 1, 'auto' or None")
+        return self
+
+
+@register_method
+class CLMER(Method):
+    name = "clmer"
+    Config = CLMERConfig
+    summary = ("CLMER: contrastive time-series encoders per modality (physiology, serialized "
+               "face landmarks / AUs) + pairwise cross-modal attention fusion")
+    presets = {
+        "paper": {},
+        "fast": {"encoder_channels": [16, 32, 32], "summary_dim": 32, "summary_layers": 1,
+                 "pretrain_epochs": 4, "d_model": 32, "n_heads": 4, "n_layers": 1,
+                 "ffn_mult": 2, "token_length": 20, "encoder": "finetune", "epochs": 30,
+                 "plateau_patience": 10},
+    }
+    data_presets = {"*": "clmer"}
+    protocols = ("subject_dependent", "loso", "subject_kfold", "random_window")
+    demo = {"dataset": "deap", "protocol": "subject_dependent", "labels": "binary_valence",
+            "options": {}}
+
+    # ------------------------------------------------------------------ inputs
+    def _group_modalities(self, split: Split) -> list[list[str]]:
+        """WindowSet modalities of each chosen method modality, in config order."""
+        face = set(FACE_GROUPS.values())
+        out = []
+        for group in self.config.modalities:
+            names = [n for n in split.modalities if n not in face] if group == "physiology" \
+                else [FACE_GROUPS[group]] if FACE_GROUPS[group] in split.modalities else []
+            if not names:
+                raise ConfigError("method.modalities", f"'{group}' needs modalities the data "
+                                  f"does not have (available: {', '.join(split.modalities)})")
+            for name in names:
+                if len(split.windows.shape(name)) != 2:
+                    raise ConfigError("preset", f"CLMER needs series (steps, channels); "
+                                      f"'{name}' is {split.windows.shape(name)}: use the "
+                                      "'clmer' data preset")
+            out.append(names)
+        return out
+
+    def _raw(self, split: Split) -> list[torch.Tensor]:
+        """``(n, T, C)`` float32 per method modality (physiology concatenated over channels)."""
+        out = []
+        for group, names in zip(self.config.modalities, self.groups_, strict=True):
+            x = torch.cat([split.windows.tensor(n) for n in names], dim=2)
+            if group == "landmarks" and self.config.center_landmarks:
+                x = center_landmarks(x)
+            out.append(x)
+        return out
+
+    def _standardized(self, split: Split) -> tuple[list[torch.Tensor], np.ndarray]:
+        """z-scored inputs on the device (missing values -> 0) and the complete-window mask."""
+        raw = self._raw(split)
+        complete = np.ones(len(split), bool)
+        out = []
+        for x, (mean, std) in zip(raw, self.stats_, strict=True):
+            complete &= torch.isfinite(x).flatten(1).all(1).numpy()
+            out.append(torch.nan_to_num((x - mean) / std).to(self.device))
+        return out, complete
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train: Split, unlabeled: Split | None = None,
+            val: Split | None = None) -> Method:
+        generator = seed_everything(self.seed)
+        self.device_generator_ = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.groups_ = self._group_modalities(train)
+        raw = self._raw(train)
+        keep = np.flatnonzero(np.all([torch.isfinite(x).flatten(1).all(1).numpy()
+                                      for x in raw], axis=0))
+        if len(keep) < 2:
+            raise ConfigError("method.modalities", "fewer than 2 training windows have every "
+                              "chosen modality")
+        self.stats_ = [standardize_fit(x[keep].reshape(-1, x.shape[2])) for x in raw]
+        xs = [((x[keep] - m) / s).to(self.device) for x, (m, s) in zip(raw, self.stats_,
+                                                                          strict=True)]
+        y = torch.as_tensor(train.y[keep], dtype=torch.long, device=self.device)
+        self.encoders_ = self._encoders(xs, generator)
+        self.fusion_ = self._build_fusion(xs, train).to(self.device)
+        self._train_fusion(xs, y, val, generator)
+        return self
+
+    @property
+    def encoder_mode(self) -> str:
+        """``frozen``, ``finetune`` or ``none`` (``auto`` resolved)."""
+        mode = self.config.encoder
+        if mode == "auto":
+            return "frozen" if self.config.pretrain else "none"
+        return mode
+
+    def _encoders(self, xs: list[torch.Tensor],
+                  generator: torch.Generator) -> nn.ModuleList | None:
+        """Per-modality encoders, contrastively pre-trained when ``pretrain`` (else random)."""
+        if self.encoder_mode == "none":
+            return None
+        models = nn.ModuleList(SequenceContrast(x.shape[1], x.shape[2], self.config)
+                               for x in xs).to(self.device)
+        if self.config.pretrain:
+            self._pretrain(models, xs, generator)
+        encoders = nn.ModuleList(model.encoder for model in models)
+        encoders.requires_grad_(self.encoder_mode == "finetune")
+        return encoders.eval()
+
+    def _pretrain(self, models: nn.ModuleList, xs: list[torch.Tensor],
+                  generator: torch.Generator) -> None:
+        """Stage 1: per-modality contrastive pre-training (Eq. 1-4).
+
+        The modalities' losses are independent (own parameters), so one Adam over their sum
+        trains them exactly as separate runs over the same batches would.
+        """
+        cfg = self.config
+        optimiser = torch.optim.Adam(models.parameters(), lr=cfg.pretrain_lr,
+                                     betas=(0.9, 0.99), weight_decay=cfg.pretrain_weight_decay)
+        n, total_epochs = len(xs[0]), cfg.pretrain_epochs + cfg.epochs
+        self.pretrain_loss_ = float("nan")
+        for epoch in range(cfg.pretrain_epochs):
+            models.train()
+            losses = []
+            for idx in minibatches(n, min(cfg.batch_size, n), generator, drop_last=True,
+                                   device=self.device):
+                loss = torch.zeros((), device=self.device)
+                for model, x in zip(models, xs, strict=True):
+                    t = int(torch.randint(0, model.out_length - model.steps, (1,),
+                                          generator=generator))
+                    loss = loss + model.loss(x[idx], t, self.device_generator_)[0]
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                losses.append(float(loss.detach()))
+            self.pretrain_loss_ = float(np.mean(losses))
+            self.report_epoch(epoch, total_epochs, pretrain_loss=self.pretrain_loss_)
+
+    def _build_fusion(self, xs: list[torch.Tensor], train: Split) -> FusionNet:
+        cfg = self.config
+        with torch.no_grad():
+            shapes = [tuple(f.shape[1:]) for f in self._encode([x[:2] for x in xs])]
+        token_length = cfg.token_length
+        if token_length == "auto":
+            token_length = AUTO_TOKEN_LENGTH.get(train.windows.description.get("dataset"))
+        self.token_length_ = token_length
+        return FusionNet(shapes, token_length, cfg.tokens, cfg, self.n_classes)
+
+    def _encode(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Encoder sequences (or the inputs themselves without pre-training)."""
+        if self.encoders_ is None:
+            return xs
+        return [encoder(x) for encoder, x in zip(self.encoders_, xs, strict=True)]
+
+    @property
+    def _trainable_encoders(self) -> bool:
+        return self.encoder_mode == "finetune"
+
+    def _fusion_inputs(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """What the fusion stage indexes: frozen-encoder features computed once, in chunks
+        (or the z-scored inputs when there is no encoder or it is trained with the fusion)."""
+        if self.encoders_ is None or self._trainable_encoders:
+            return xs
+        with torch.no_grad():
+            chunks = [self._encode([x[i:i + INFERENCE_CHUNK] for x in xs])
+                      for i in range(0, len(xs[0]), INFERENCE_CHUNK)]
+        return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
+
+    def _forward(self, inputs: list[torch.Tensor], embed: bool = False) -> torch.Tensor:
+        inputs = self._encode(inputs) if self._trainable_encoders else inputs
+        return self.fusion_.embed(inputs) if embed else self.fusion_(inputs)
+
+    def _train_fusion(self, xs: list[torch.Tensor], y: torch.Tensor, val: Split | None,
+                      generator: torch.Generator) -> None:
+        """Stage 2: fusion + classifier; reduce-on-plateau and best-state on validation loss."""
+        cfg = self.config
+        params = list(self.fusion_.parameters())
+        if self._trainable_encoders:
+            params += list(self.encoders_.parameters())
+        feats = self._fusion_inputs(xs)
+        optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        val_data = None
+        if val is not None and len(val):
+            val_data = (self._fusion_inputs(self._standardized(val)[0]),
+                        torch.as_tensor(val.y, dtype=torch.long, device=self.device))
+        offset = cfg.pretrain_epochs if cfg.pretrain else 0
+        best, best_state, waited = np.inf, None, 0
+        for epoch in range(cfg.epochs):
+            self._set_train(True)
+            losses = []
+            for idx in minibatches(len(y), cfg.batch_size, generator, device=self.device):
+                loss = F.cross_entropy(self._forward([f[idx] for f in feats]), y[idx])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                losses.append(float(loss.detach()) * len(idx))
+            train_loss = float(np.sum(losses) / len(y))
+            monitor = train_loss if val_data is None else float(
+                F.cross_entropy(self._logits(val_data[0]), val_data[1]))
+            scheduler.step(monitor)
+            self.report_epoch(offset + epoch, offset + cfg.epochs, train_loss=train_loss,
+                              monitor_loss=monitor)
+            if val_data is None:
+                continue
+            if monitor < best - 1e-5:
+                best, waited = monitor, 0
+                if cfg.select_best:
+                    best_state = copy.deepcopy(self._state())
+            else:
+                waited += 1
+                if cfg.patience is not None and waited >= cfg.patience:
+                    break
+        if best_state is not None:
+            self._load_state(best_state)
+        self._set_train(False)
+
+    def _set_train(self, mode: bool) -> None:
+        self.fusion_.train(mode)
+        if self.encoders_ is not None:
+            self.encoders_.train(mode and self._trainable_encoders)
+
+    def _state(self) -> dict:
+        state = {"fusion": self.fusion_.state_dict()}
+        if self._trainable_encoders:
+            state["encoders"] = self.encoders_.state_dict()
+        return state
+
+    def _load_state(self, state: dict) -> None:
+        self.fusion_.load_state_dict(state["fusion"])
+        if "encoders" in state:
+            self.encoders_.load_state_dict(state["encoders"])
+
+    @torch.no_grad()
+    def _logits(self, inputs: list[torch.Tensor], embed: bool = False) -> torch.Tensor:
+        """Logits (or embeddings) of whole parts, in chunks, in eval mode."""
+        self._set_train(False)
+        return torch.cat([self._forward([f[i:i + INFERENCE_CHUNK] for f in inputs], embed)
+                          for i in range(0, len(inputs[0]), INFERENCE_CHUNK)])
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, test: Split) -> Predictions:
+        xs, complete = self._standardized(test)
+        feats = self._fusion_inputs(xs)
+        probs = torch.softmax(self._logits(feats), dim=1).cpu().numpy()
+        extras = {"token_length": float(self.token_length_ or 0)}
+        if self.config.pretrain:
+            extras["pretrain_loss"] = self.pretrain_loss_
+        if not complete.all():
+            extras["n_windows_imputed"] = float((~complete).sum())
+        return Predictions(probs, embeddings=self._logits(feats, embed=True).cpu().numpy(),
+                           extras=extras)

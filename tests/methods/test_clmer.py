@@ -1,0 +1,397 @@
+"""CLMER: face serialization, augmentations, losses against naive loops, pairwise cross-modal
+attention, gradients / freezing, ablation flags, and learning on synthetic DEAP."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affectlab import features as feat
+from affectlab import presets
+from affectlab.data import WindowSet
+from affectlab.datasets import openface
+from affectlab.datasets.base import Recording
+from affectlab.errors import ConfigError
+from affectlab.evaluation import ovr_accuracy
+from affectlab.labels import make_labels
+from affectlab.losses.contrastive import nt_xent
+from affectlab.losses.temporal import sequence_loss, temporal_contrastive_loss
+from affectlab.methods.base import Split, build_config, create_method
+from affectlab.methods.clmer import (
+    CLMER,
+    CLMERConfig,
+    ConvEncoder,
+    FusionNet,
+    SequenceContrast,
+    Summarizer,
+    center_landmarks,
+    face_step_counts,
+    permute_segments,
+    strong_augment,
+    weak_augment,
+)
+from affectlab.nn.cross_attention import PairwiseCrossModalAttention, TokenLengthMap, directions
+from affectlab.protocols import create_protocol
+
+torch.set_num_threads(1)
+
+TINY = {"encoder_channels": [8, 8], "summary_dim": 8, "summary_layers": 1, "summary_heads": 2,
+        "pretrain_epochs": 1, "d_model": 8, "n_heads": 2, "n_layers": 1, "ffn_mult": 1,
+        "epochs": 2, "batch_size": 8, "token_length": 6}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def tiny_windowset(n: int = 24, seed: int = 0, effect: float = 0.0) -> tuple[WindowSet,
+                                                                             np.ndarray]:
+    """Physiology (eeg 3 ch + gsr) 128 samples, landmarks / AU / gaze 5 steps; a label effect."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    shift = effect * (2 * y - 1)[:, None, None]
+    mods = {"eeg": rng.normal(size=(n, 128, 3)) * (1 + 0.5 * shift),
+            "gsr": rng.normal(size=(n, 128, 1)),
+            "face_landmarks": rng.normal(size=(n, 5, 204)) + shift,
+            "face_au": rng.normal(size=(n, 5, 17)) + shift,
+            "gaze": rng.normal(size=(n, 5, 8))}
+    meta = pd.DataFrame({"subject": 1, "session": 1, "trial": np.arange(n), "window": 0,
+                         "onset_s": 0.0, "valence": 3.0 + 4 * y, "arousal": 5.0})
+    tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in mods.items()}
+    return WindowSet(tensors, meta, {"dataset": "deap"}), y
+
+
+def split_of(ws: WindowSet, y: np.ndarray | None, idx: np.ndarray | None = None) -> Split:
+    if idx is not None:
+        ws, y = ws.subset(idx), None if y is None else y[idx]
+    return Split(ws, y, tuple(ws.names))
+
+
+def fitted(options: dict | None = None, n: int = 24) -> tuple[CLMER, WindowSet, np.ndarray]:
+    ws, y = tiny_windowset(n)
+    method = create_method("clmer", {**TINY, **(options or {})}, n_classes=2, seed=0,
+                           preset="fast")
+    method.fit(split_of(ws, y))
+    return method, ws, y
+
+
+# --------------------------------------------------------------------------- face serialization
+
+def _openface_csv(path, fps: float = 25.0, seconds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A literal OpenFace CSV with only the AU block: AU01_r of frame i is i / 10."""
+    n = int(fps * seconds)
+    success = np.ones(n, int)
+    success[10:15] = 0                         # a short tracking failure inside second 0
+    success[50:75] = 0                         # second 2: no valid frame at all
+    header = ["frame", "face_id", "timestamp", "confidence", "success", *openface.AU_INTENSITY]
+    rows = []
+    for i in range(n):
+        au = [f"{i / 10:.2f}"] + ["0.50"] * 16
+        rows.append([str(i + 1), "0", f"{i / fps:.3f}", "0.98" if success[i] else "0.05",
+                     str(success[i]), *au])
+    path.write_text("\n".join(", ".join(r) for r in [header, *rows]) + "\n")
+    return np.arange(n) / 10, success.astype(bool)
+
+
+def test_face_serialization_of_a_hand_made_openface_csv(tmp_path):
+    values, success = _openface_csv(tmp_path / "s01_trial01.csv")
+    streams = openface.read_csv(tmp_path / "s01_trial01.csv")
+    assert set(streams) == {"face_au"}            # only the AU block was written
+    au = streams["face_au"]
+    assert au.sfreq == 25.0 and au.data.shape == (17, 75)
+    np.testing.assert_array_equal(au.valid, success)
+    times = np.arange(au.n_times) / au.sfreq
+    starts = np.array([0.0, 1.0, 2.0])
+    means, ok = feat.masked_window_mean(au.data, au.valid, times, starts, 1.0)
+    valid_0 = [i for i in range(25) if success[i]]
+    assert means[0, 0] == pytest.approx(np.mean(values[valid_0]))      # failures masked
+    assert means[1, 0] == pytest.approx(np.mean(values[25:50]))
+    assert ok.tolist() == [True, True, False] and np.isnan(means[2]).all()
+    valid_counts, invalid_counts = face_step_counts(au.valid, times, starts, 1.0)
+    assert valid_counts.tolist() == [20, 25, 0] and invalid_counts.tolist() == [5, 0, 25]
+    # through the data preset: a step without a valid frame takes the nearest valid step,
+    # a window without any valid frame is NaN (-> avail flag False)
+    rec = Recording("deap", 1, 1, 1, "video01", streams={"face_au": au})
+    opts = presets.resolve_options(presets.get_preset("clmer"), "deap", {"window_s": 3.0})
+    series = presets._compute(rec, {"form": "face_series", "source": "face_au"},
+                              presets._Grid(np.array([0.0]), 3.0), opts)
+    assert series.shape == (1, 3, 17)
+    np.testing.assert_allclose(series[0, :, 0], [means[0, 0], means[1, 0], means[1, 0]])
+    empty = presets._compute(rec, {"form": "face_series", "source": "face_au"},
+                             presets._Grid(np.array([2.0]), 1.0), {**opts, "window_s": 1.0})
+    assert np.isnan(empty).all()
+
+
+def test_center_landmarks_removes_head_translation():
+    x = torch.randn(2, 5, 204)
+    moved = x + torch.tensor([1.0] * 68 + [-2.0] * 68 + [30.0] * 68)
+    torch.testing.assert_close(center_landmarks(moved), center_landmarks(x))
+    assert center_landmarks(x).reshape(2, 5, 3, 68).mean(-1).abs().max() < 1e-5
+
+
+# --------------------------------------------------------------------------- augmentations
+
+def test_augmentations_keep_shape_and_permutation_keeps_values():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 40, 3)
+    assert weak_augment(x, 0.2, 0.1, gen).shape == x.shape
+    assert strong_augment(x, 5, 0.8, gen).shape == x.shape
+    torch.testing.assert_close(weak_augment(x, 0.0, 0.0, gen), x)
+    torch.testing.assert_close(permute_segments(x, 1, gen), x)
+    permuted = permute_segments(x, 5, gen)
+    torch.testing.assert_close(permuted.sort(dim=1).values, x.sort(dim=1).values)
+    assert not torch.equal(permuted, x)
+
+
+def test_permutation_moves_whole_segments():
+    gen = torch.Generator().manual_seed(1)
+    steps = torch.arange(50.0)[None, :, None].expand(200, 50, 1)
+    order = permute_segments(steps, 4, gen)[..., 0].long()
+    runs = 1 + (order[:, 1:] != order[:, :-1] + 1).sum(1)   # increasing runs = segments
+    assert runs.max() <= 4 and (runs > 1).any()
+    assert (order.sort(1).values == torch.arange(50)).all()
+
+
+# --------------------------------------------------------------------------- losses
+
+def naive_temporal(pred, z, t, negatives):
+    """Eq. 3 written with loops (dot-product sim)."""
+    batch, steps, _ = pred.shape
+    total = 0.0
+    for b in range(batch):
+        for i in range(steps):
+            target = t + 1 + i
+            if negatives == "time":
+                denom = [j for j in range(z.shape[1]) if j != t]
+                scores = {j: float(pred[b, i] @ z[b, j]) for j in denom}
+            else:
+                scores = {c: float(pred[b, i] @ z[c, target]) for c in range(batch)}
+            positive = scores[target] if negatives == "time" else scores[b]
+            total -= positive - math.log(sum(math.exp(s) for s in scores.values()))
+    return total / (batch * steps)
+
+
+@pytest.mark.parametrize("negatives", ["time", "batch"])
+def test_temporal_loss_matches_naive_loop(negatives):
+    gen = torch.Generator().manual_seed(2)
+    pred, z = torch.randn(4, 3, 5, generator=gen), torch.randn(4, 7, 5, generator=gen)
+    for t in (0, 2, 3):
+        fast = temporal_contrastive_loss(pred, z, t, negatives)
+        assert float(fast) == pytest.approx(naive_temporal(pred, z, t, negatives), rel=1e-5)
+    with pytest.raises(ValueError):
+        temporal_contrastive_loss(pred, z, 4, negatives)    # t + M reaches past the end
+
+
+def test_temporal_loss_hand_checkable_case():
+    z = torch.eye(3)[None]                              # steps are orthonormal
+    pred = (10 * torch.eye(3)[2])[None, None]           # predicts step 2 from t = 1
+    # candidates j in {0, 2}: scores 0 and 10 -> loss log(1 + e^-10)
+    loss = temporal_contrastive_loss(pred, z, 1, "time")
+    assert float(loss) == pytest.approx(math.log1p(math.exp(-10)), abs=1e-7)
+
+
+def test_sample_loss_is_eq_1_2_and_eq_4_weights():
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
+    views = F.normalize(torch.cat([a, b]), dim=1)
+    sim = views @ views.T / 0.2
+    n, total = 5, 0.0
+    for i in range(2 * n):                              # Eq. 1 per anchor, Eq. 2 mean
+        positive = (i + n) % (2 * n)
+        denom = sum(math.exp(float(sim[i, c])) for c in range(2 * n) if c != i)
+        total -= float(sim[i, positive]) - math.log(denom)
+    assert float(nt_xent(a, b, 0.2)) == pytest.approx(total / (2 * n), rel=1e-5)
+    assert float(sequence_loss(torch.tensor(2.0), torch.tensor(3.0), 0.7, 1.0)) == \
+        pytest.approx(4.4)
+
+
+def test_ovr_accuracy_is_the_mean_one_vs_rest_accuracy():
+    y_true, y_pred = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1])
+    # class 0: 3/4 right, class 1: 2/4, class 2: 3/4
+    assert ovr_accuracy(y_true, y_pred, 3) == pytest.approx((0.75 + 0.5 + 0.75) / 3)
+
+
+# --------------------------------------------------------------------------- cross attention
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_number_of_cross_modal_blocks_is_k_times_k_minus_1(k):
+    block = PairwiseCrossModalAttention(k, 8, 2, n_layers=2)
+    expected = max(1, k * (k - 1))
+    assert block.n_directions == len(directions(k)) == expected
+    assert block.layers[0].w_q.shape == (expected, 8, 8)
+    if k > 1:
+        assert set(block.directions) == set(itertools.permutations(range(k), 2))
+    out = block([torch.randn(3, 4, 8) for _ in range(k)])
+    assert out.shape == (3, expected, 8)
+
+
+@pytest.mark.parametrize("lengths", [(6, 6, 6), (9, 2, 5)])
+def test_vectorised_attention_equals_per_direction_per_head_loop(lengths):
+    torch.manual_seed(0)
+    block = PairwiseCrossModalAttention(3, 12, 3, n_layers=2, dropout=0.1).eval()
+    tokens = [torch.randn(4, n, 12) for n in lengths]
+    torch.testing.assert_close(block(tokens), block.forward_per_direction(tokens),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_queries_come_from_alpha_and_keys_from_beta():
+    torch.manual_seed(0)
+    block = PairwiseCrossModalAttention(3, 8, 2).eval()
+    tokens = [torch.randn(2, 4, 8) for _ in range(3)]
+    base = block(tokens)
+    changed = [tokens[0], tokens[1] + torch.randn(2, 4, 8), tokens[2]]
+    moved = (block(changed) - base).abs().amax(dim=(0, 2))
+    for d, (alpha, beta) in enumerate(block.directions):
+        assert (moved[d] > 1e-6) == (1 in (alpha, beta))
+
+
+def test_token_length_map_starts_as_interpolation():
+    layer = TokenLengthMap(5, 9)
+    x = torch.arange(5.0)[None, :, None].repeat(2, 1, 3)
+    out = layer(x)
+    assert out.shape == (2, 9, 3)
+    torch.testing.assert_close(out[0, :, 0], torch.linspace(0, 4, 9))
+
+
+# --------------------------------------------------------------------------- blocks
+
+def test_block_shapes():
+    cfg = CLMERConfig(**TINY)
+    assert ConvEncoder(4, [8, 16], 8, 2, 0.0)(torch.randn(3, 128, 4)).shape[2] == 16
+    assert ConvEncoder(17, [8, 16], 3, 1, 0.0)(torch.randn(3, 5, 17)).shape == (3, 5, 16)
+    assert Summarizer(16, 8, 1, 2)(torch.randn(3, 4, 16)).shape == (3, 8)
+    model = SequenceContrast(128, 4, cfg)
+    assert model.out_length >= 16 and model.steps == min(cfg.pred_steps, model.out_length // 2)
+    loss, parts = model.loss(torch.randn(6, 128, 4), t=3)
+    assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == {"sample", "temporal"}
+    net = FusionNet([(17, 8), (5, 8), (5, 8)], 6, "time", cfg, n_classes=4)
+    xs = [torch.randn(3, 17, 8), torch.randn(3, 5, 8), torch.randn(3, 5, 8)]
+    assert net(xs).shape == (3, 4) and net.embed(xs).shape == (3, 6 * cfg.d_model)
+    channels = FusionNet([(17, 8), (5, 8)], None, "channels", cfg, n_classes=2)
+    assert channels(xs[:2]).shape == (3, 2)
+    with pytest.raises(ConfigError):
+        SequenceContrast(1, 4, cfg)                       # one step: nothing to predict
+
+
+def test_gradients_reach_every_trainable_parameter():
+    cfg = CLMERConfig(**TINY)
+    model = SequenceContrast(64, 3, cfg)
+    model.loss(torch.randn(6, 64, 3), t=1)[0].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing
+    net = FusionNet([(16, 8), (5, 8)], 6, "time", cfg, n_classes=3)
+    F.cross_entropy(net([torch.randn(4, 16, 8), torch.randn(4, 5, 8)]),
+                    torch.tensor([0, 1, 2, 0])).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing
+
+
+def _encoder_snapshots(method: CLMER) -> dict:
+    """Encoder states before and after the fusion stage (wraps ``_train_fusion``)."""
+    states, original = {}, method._train_fusion
+
+    def wrapped(*args, **kwargs):
+        states["before"] = copy.deepcopy(method.encoders_.state_dict())
+        original(*args, **kwargs)
+        states["after"] = method.encoders_.state_dict()
+
+    method._train_fusion = wrapped
+    return states
+
+
+@pytest.mark.parametrize("mode, changes", [("frozen", False), ("finetune", True)])
+def test_frozen_encoders_stay_frozen(mode, changes):
+    ws, y = tiny_windowset()
+    method = create_method("clmer", {**TINY, "encoder": mode}, n_classes=2, seed=0)
+    states = _encoder_snapshots(method)
+    method.fit(split_of(ws, y))
+    same = all(torch.equal(states["before"][k], states["after"][k]) for k in states["before"])
+    assert same != changes
+    assert all(p.requires_grad == changes for p in method.encoders_.parameters())
+
+
+# --------------------------------------------------------------------------- method
+
+def test_config_validation_and_presets():
+    for preset in ("paper", "fast"):
+        assert build_config(CLMER, preset)
+    paper = build_config(CLMER, "paper")
+    assert (paper.pretrain_lr, paper.pretrain_weight_decay, paper.batch_size, paper.lr) == \
+        (3e-4, 3e-4, 64, 1e-3)
+    with pytest.raises(ConfigError):
+        build_config(CLMER, "fast", {"d_model": 10, "n_heads": 4})
+    with pytest.raises(ConfigError):
+        build_config(CLMER, "fast", {"pretrain": True, "encoder": "none"})
+    with pytest.raises(ConfigError):
+        build_config(CLMER, "fast", {"modalities": []})
+
+
+def test_fit_predict_shapes_and_determinism():
+    method, ws, y = fitted()
+    pred = method.predict(split_of(ws, None))
+    assert pred.probs.shape == (len(ws), 2)
+    np.testing.assert_allclose(pred.probs.sum(1), 1.0, atol=1e-6)
+    assert pred.embeddings.shape == (len(ws), 6 * TINY["d_model"])
+    assert method.fusion_.attention.n_directions == 6
+    again, _, _ = fitted()
+    np.testing.assert_allclose(again.predict(split_of(ws, None)).probs, pred.probs, atol=1e-6)
+
+
+def test_ablation_flags_change_the_computation():
+    ws, y = tiny_windowset()
+    test = split_of(ws, None)
+    full, _, _ = fitted()
+    probs = full.predict(test).probs
+    dual, _, _ = fitted({"modalities": ["physiology", "au"]})
+    assert dual.fusion_.attention.n_directions == 2
+    assert dual.groups_ == [["eeg", "gsr"], ["face_au"]]
+    single, _, _ = fitted({"modalities": ["landmarks"]})
+    assert single.fusion_.attention.n_directions == 1
+    raw, _, _ = fitted({"pretrain": False, "encoder": "none"})
+    assert raw.encoders_ is None
+    assert raw.fusion_.projections[0].in_features == 4        # eeg 3 + gsr 1 channels
+    longer, _, _ = fitted({"token_length": 11})
+    assert longer.fusion_.maps[0].weight.shape[0] == 11
+    native, _, _ = fitted({"token_length": None})
+    assert isinstance(native.fusion_.maps[0], torch.nn.Identity)
+    auto, _, _ = fitted({"token_length": "auto"})
+    assert auto.token_length_ == 60                            # DEAP, Table XI
+    for other in (dual, single, raw, longer, native):
+        assert not np.allclose(other.predict(test).probs, probs)
+
+
+def test_missing_modality_is_an_error_and_missing_windows_are_imputed():
+    ws, y = tiny_windowset()
+    no_face = ws.select_modalities(["eeg", "gsr"])
+    method = create_method("clmer", TINY, n_classes=2)
+    with pytest.raises(ConfigError, match="landmarks"):
+        method.fit(split_of(no_face, y))
+    holes = {k: v.clone() for k, v in ws.base.items()}
+    holes["face_au"][:3] = float("nan")
+    holed = WindowSet(holes, ws.meta, ws.description)
+    method.fit(split_of(holed, y))                     # the 3 incomplete windows are left out
+    pred = method.predict(split_of(holed, None))
+    assert np.isfinite(pred.probs).all() and pred.extras["n_windows_imputed"] == 3
+
+
+def test_learns_the_synthetic_effect_subject_dependent(synthetic_root):
+    """fast preset, trial-disjoint folds inside subject 1 of synthetic DEAP, binary valence."""
+    ws, _ = presets.prepare("deap", synthetic_root("deap", n_subjects=2, seconds=30), "clmer",
+                            use_cache=False, options={"subjects": [1]})
+    labels = make_labels(ws.meta, "deap", "binary_valence")
+    folds = create_protocol("subject_dependent", "deap", n_splits=2).folds(ws.meta, labels.y)
+    correct = total = 0
+    for fold in folds:
+        assert not set(ws.meta.trial[fold.test]) & set(ws.meta.trial[fold.train])
+        method = create_method("clmer", None, n_classes=2, seed=0, preset="fast")
+        method.fit(split_of(ws, labels.y, fold.train), val=split_of(ws, labels.y, fold.val))
+        pred = method.predict(split_of(ws, None, fold.test))
+        correct += int((pred.labels == labels.y[fold.test]).sum())
+        total += len(fold.test)
+    majority = np.bincount(labels.y).max() / len(labels.y)
+    assert correct / total > majority + 0.1
