@@ -29,4 +29,5 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
     missing = {name: int((~windows.available(name)).sum()) for name in windows.names}
     return {"dataset": windows.description["dataset"], **summary,
             "sampling_rates": windows.description.get("sampling_rates", {}), "labels": labels,
-            "forms": windows.description.get("forms", {}), "missing": missing}
+            "forms": windows.description.get("forms", {}), "missing": missing,
+            "trials_without_windows": windows.description.get("trials_without_windows", {})}

@@ -29,6 +29,7 @@ import copy
 import hashlib
 import inspect
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from affectlab.datasets.base import RATING_NAMES, Recording, Stream
 from affectlab.datasets.channels import DEAP_EEG
 from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError
 
+log = logging.getLogger("affectlab.presets")
 CACHE_VERSION = 1
 SEED_FAMILY = ("seed", "seed_iv", "seed_v")
 FACE_DATASETS = ("deap", "amigos", "mahnob")
@@ -336,14 +338,19 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
     rows: list[dict] = []
     tracker = _progress(progress, f"{spec.name}/{preset}")
     rates: dict[str, float] = {}
+    skipped: dict[str, int] = {}
     for rec in recordings:
-        _add_recording(rec, plan, opts, arrays, rows)
+        reason = _add_recording(rec, plan, opts, arrays, rows)
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
         for name, stream in rec.streams.items():
             rates.setdefault(name, float(stream.sfreq))
         for name, feats in rec.features.items():
             rates.setdefault(name, 1.0 / feats.window_s)
         tracker.advance()
     tracker.close()
+    if skipped:
+        log.warning("%s: trials without windows: %s", spec.name, skipped)
     if not rows:
         raise DatasetFormatError(spec.name, "no windows produced",
                                  "recordings with at least one whole window")
@@ -354,19 +361,20 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
         tensors[name] = torch.from_numpy(np.ascontiguousarray(stacked))
     description = {"dataset": spec.name, "preset": preset, "options": opts,
                    "forms": {name: _describe(form) for name, form in plan.items()},
-                   "sampling_rates": rates,
+                   "sampling_rates": rates, "trials_without_windows": skipped,
                    "cache_version": CACHE_VERSION}
     return WindowSet(tensors, meta, description)
 
 
-def _add_recording(rec: Recording, plan: dict, opts: dict, arrays: dict, rows: list) -> None:
+def _add_recording(rec: Recording, plan: dict, opts: dict, arrays: dict, rows: list) -> str:
+    """Append a trial's windows; return "" or why the trial produced none."""
     first_name, first = next(iter(plan.items()))
     try:
         grid = _grid_for(rec, first, opts)
     except KeyError:
-        return                      # the grid's modality is missing: the trial has no windows
+        return f"no {first_name}"           # the grid's modality is missing for this trial
     if len(grid) == 0:
-        return
+        return f"shorter than one {opts['window_s']} s window"
     avail = {}
     for name, form in plan.items():
         values = _compute(rec, form, grid, opts)
@@ -385,6 +393,7 @@ def _add_recording(rec: Recording, plan: dict, opts: dict, arrays: dict, rows: l
                "native_label": -1 if rec.native_label is None else rec.native_label}
         row.update({f"avail_{name}": bool(avail[name][k]) for name in plan})
         rows.append(row)
+    return ""
 
 
 def _probe_shape(name: str, form: dict, grid: _Grid, opts: dict) -> tuple[int, ...]:
