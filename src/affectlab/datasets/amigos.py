@@ -27,13 +27,10 @@ P32's long videos) cannot be labelled and is skipped.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.io
-from scipy.io.matlab import MatReadError
 
 from affectlab.datasets import openface
 from affectlab.datasets import synthetic as syn
@@ -44,6 +41,7 @@ from affectlab.datasets.base import (
     apply_nan_policy,
     check_array,
     check_nan_policy,
+    load_mat,
 )
 from affectlab.datasets.channels import EMOTIV_EEG
 from affectlab.errors import ConfigError, DatasetFormatError
@@ -69,8 +67,6 @@ COLUMNS = {
 }
 # position of each rating in labels_selfassessment (arousal first)
 RATING_COLUMNS = {"arousal": 0, "valence": 1, "dominance": 2, "liking": 3}
-READ_ERRORS = (MatReadError, ValueError, TypeError, LookupError, OSError, EOFError, zlib.error,
-               NotImplementedError)
 
 
 def subject_files(folder: Path) -> dict[int, Path]:
@@ -106,16 +102,12 @@ def find_root(root: str | Path) -> tuple[Path, dict[int, Path]]:
 
 def load_cells(path: Path) -> dict[str, list]:
     """Load one subject file: each variable of :data:`VARIABLES` as a list of 20 cells."""
-    try:
-        content = scipy.io.loadmat(path, variable_names=list(VARIABLES))
-    except READ_ERRORS as exc:
-        raise DatasetFormatError(path, f"cannot read the MATLAB file ({type(exc).__name__}: "
-                                 f"{exc}); the file is truncated or not a MATLAB v5 file",
-                                 f"a MATLAB v5 file with {', '.join(VARIABLES)}") from exc
+    content = load_mat(path, list(VARIABLES),
+                       f"a MATLAB v5 file with {', '.join(VARIABLES)}")
     cells = {}
     for name in VARIABLES:
         if name not in content:
-            found = sorted(k for k in content if not k.startswith("__"))
+            found = sorted(content)
             raise DatasetFormatError(path, f"variable '{name}' missing (variables read: "
                                      f"{found})", f"the 1x{N_CELLS} cells {', '.join(VARIABLES)}")
         value = content[name]

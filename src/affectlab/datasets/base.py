@@ -7,11 +7,14 @@ A reader turns the released files of one dataset into :class:`Recording` objects
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.io
+from scipy.io.matlab import MatReadError
 
 from affectlab.errors import ConfigError, DatasetFormatError
 
@@ -140,6 +143,26 @@ def resolve_root(root: str | Path, markers: Sequence[str], dataset: str) -> Path
     raise DatasetFormatError(
         root, f"not a {dataset} folder", f"a folder holding {' or '.join(markers)}"
     )
+
+
+# What scipy.io.loadmat raises on a damaged or foreign file.
+MAT_READ_ERRORS = (MatReadError, ValueError, TypeError, LookupError, OSError, EOFError,
+                   zlib.error, NotImplementedError)
+
+
+def load_mat(path: Path, variable_names: Sequence[str] | None = None,
+             expected: str = "a MATLAB v5 file") -> dict[str, np.ndarray]:
+    """Load a MATLAB v5 file (optionally only some variables), without scipy's ``__`` keys.
+
+    A damaged file raises :class:`DatasetFormatError` naming it.
+    """
+    try:
+        content = scipy.io.loadmat(path, variable_names=variable_names)
+    except MAT_READ_ERRORS as exc:
+        raise DatasetFormatError(path, f"cannot read the MATLAB file ({type(exc).__name__}: "
+                                 f"{exc}); the file is truncated or not a MATLAB v5 file",
+                                 expected) from exc
+    return {k: v for k, v in content.items() if not k.startswith("__")}
 
 
 def check_array(

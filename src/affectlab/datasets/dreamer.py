@@ -21,13 +21,10 @@ in memory for the release); recordings are then yielded subject by subject.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.io
-from scipy.io.matlab import MatReadError
 
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
@@ -37,6 +34,7 @@ from affectlab.datasets.base import (
     apply_nan_policy,
     check_array,
     check_nan_policy,
+    load_mat,
     resolve_root,
 )
 from affectlab.datasets.channels import EMOTIV_EEG
@@ -51,20 +49,13 @@ MODALITIES = {
     "ecg": ("ECG", "ECG_SamplingRate", ["ECG1", "ECG2"]),
 }
 SCORES = {"valence": "ScoreValence", "arousal": "ScoreArousal", "dominance": "ScoreDominance"}
-READ_ERRORS = (MatReadError, ValueError, TypeError, LookupError, OSError, EOFError, zlib.error,
-               NotImplementedError)
 
 
 def load_struct(path: Path) -> np.void:
     """Load ``DREAMER.mat`` and return the 1x1 ``DREAMER`` struct as one record."""
-    try:
-        content = scipy.io.loadmat(path, variable_names=[VARIABLE])
-    except READ_ERRORS as exc:
-        raise DatasetFormatError(path, f"cannot read the MATLAB file ({type(exc).__name__}: "
-                                 f"{exc}); the file is truncated or not a MATLAB v5 file",
-                                 f"a MATLAB v5 file with the variable '{VARIABLE}'") from exc
+    content = load_mat(path, [VARIABLE], f"a MATLAB v5 file with the variable '{VARIABLE}'")
     if VARIABLE not in content:
-        found = sorted(k for k in content if not k.startswith("__"))
+        found = sorted(content)
         raise DatasetFormatError(path, f"variable '{VARIABLE}' missing (variables: {found})",
                                  f"a 1x1 struct '{VARIABLE}'")
     return _record(content[VARIABLE], path, VARIABLE)

@@ -52,6 +52,7 @@ from affectlab.datasets.base import (
     apply_nan_policy,
     check_array,
     check_nan_policy,
+    load_mat,
     require_dir,
     resolve_root,
 )
@@ -99,17 +100,6 @@ RAW_STEP_UV = 0.5       # ADC-like resolution of the synthetic raw EEG (keeps fi
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-def load_mat(path: Path) -> dict[str, np.ndarray]:
-    """Load a MATLAB v5 file; a damaged file raises :class:`DatasetFormatError` naming it."""
-    try:
-        content = scipy.io.loadmat(path)
-    except Exception as exc:  # scipy raises many types (ValueError, zlib.error, ...) on damage
-        raise DatasetFormatError(path, f"cannot read ({type(exc).__name__}: {exc}); the file is "
-                                 "truncated or not a MATLAB v5 file", "a MATLAB .mat file") \
-            from exc
-    return {k: v for k, v in content.items() if not k.startswith("__")}
-
 
 def require_variable(content: dict[str, np.ndarray], path: Path, name: str,
                      expected: str) -> np.ndarray:

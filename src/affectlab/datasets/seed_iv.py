@@ -29,6 +29,7 @@ from affectlab.datasets.base import (
     DatasetSpec,
     Recording,
     check_nan_policy,
+    load_mat,
     require_dir,
     resolve_root,
 )
@@ -39,7 +40,6 @@ from affectlab.datasets.seed import (
     add_eye_features,
     add_raw_eeg,
     check_synthetic_size,
-    load_mat,
     load_raw,
     select_subjects,
     subject_files,
