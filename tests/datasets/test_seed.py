@@ -14,6 +14,8 @@ from affectlab.datasets import seed as seed_mod
 from affectlab.datasets.base import check_recording
 from affectlab.errors import DatasetFormatError
 
+from .helpers import copy_dataset, edit_mat
+
 SECONDS = 2
 FIRST = "1_20131027.mat"          # subject 1, session 1
 
@@ -23,22 +25,8 @@ def seed_root(synthetic_root):
     return synthetic_root("seed", n_subjects=2, seconds=SECONDS)
 
 
-def _copy(src: Path, tmp_path: Path, *modify: str) -> Path:
-    """A copy of the dataset: folders in ``modify`` are copied, the others linked."""
-    root = tmp_path / "seed"
-    root.mkdir()
-    for folder in src.iterdir():
-        if folder.name in modify:
-            shutil.copytree(folder, root / folder.name)
-        else:
-            (root / folder.name).symlink_to(folder)
-    return root
-
-
-def _edit_mat(path: Path, edit) -> None:
-    content = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    edit(content)
-    scipy.io.savemat(path, content, do_compression=True)
+def _copy(src: Path, tmp_path: Path, *modify: str, **drop) -> Path:
+    return copy_dataset(src, tmp_path / "seed", *modify, **drop)
 
 
 def _read(root, **options):
@@ -111,7 +99,7 @@ def test_raw_variables_matched_by_suffix(seed_root, tmp_path):
         for name in list(content):
             content[name.replace("djc_", "someone_")] = content.pop(name)
         content["someone_info"] = np.zeros((1, 3))
-    _edit_mat(path, rename)
+    edit_mat(path, rename)
     assert "someone_eeg7" in [name for name, _, _ in scipy.io.whosmat(path)]
     original = _read(seed_root, subjects=[1])[6].streams["eeg"].data
     assert np.array_equal(_read(root, subjects=[1])[6].streams["eeg"].data, original)
@@ -173,7 +161,7 @@ def test_truncated_file(seed_root, tmp_path):
 ])
 def test_bad_variables(seed_root, tmp_path, folder, edit, pattern):
     root = _copy(seed_root, tmp_path, folder)
-    _edit_mat(root / folder / FIRST, edit)
+    edit_mat(root / folder / FIRST, edit)
     with pytest.raises(DatasetFormatError, match=f"{FIRST}.*{pattern}"):
         _read(root, subjects=[1])
 
@@ -181,7 +169,7 @@ def test_bad_variables(seed_root, tmp_path, folder, edit, pattern):
 def test_label_file(seed_root, tmp_path):
     root = _copy(seed_root, tmp_path, "ExtractedFeatures", "Preprocessed_EEG")
     labels = root / "ExtractedFeatures" / "label.mat"
-    _edit_mat(labels, lambda c: c.update(label=np.full((1, 15), 2)))
+    edit_mat(labels, lambda c: c.update(label=np.full((1, 15), 2)))
     with pytest.raises(DatasetFormatError, match="label.mat.*'label' holds"):
         _read(root, subjects=[1])
     for folder in ("ExtractedFeatures", "Preprocessed_EEG"):
@@ -197,8 +185,8 @@ def test_nan_raises_or_marks_missing(seed_root, tmp_path):
         def edit(content):
             content[name][3, 1] = np.nan
         return edit
-    _edit_mat(root / "Eye_movement_features" / FIRST, poke("eye_2"))
-    _edit_mat(root / "Preprocessed_EEG" / FIRST, poke("djc_eeg4"))
+    edit_mat(root / "Eye_movement_features" / FIRST, poke("eye_2"))
+    edit_mat(root / "Preprocessed_EEG" / FIRST, poke("djc_eeg4"))
     with pytest.raises(DatasetFormatError, match=f"{FIRST}.*'eye_2' \\(eye\\) contains NaN"):
         _read(root, subjects=[1], raw=False)
     recordings = _read(root, subjects=[1], nan_policy="mark_missing")[:4]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 
 from affectlab.datasets import get_spec, iter_recordings, seed_iv
 from affectlab.datasets.base import check_recording
 from affectlab.errors import DatasetFormatError
+
+from .helpers import copy_dataset, edit_mat
 
 SECONDS = 4                       # one 4-s window (raw files are large)
 FIRST = "1_20160518.mat"          # subject 1 in session folder 1
@@ -23,22 +23,8 @@ def seed_iv_root(synthetic_root):
     return synthetic_root("seed_iv", n_subjects=2, seconds=SECONDS)
 
 
-def _copy(src: Path, tmp_path: Path, *modify: str, drop: tuple[str, ...] = ()) -> Path:
-    """A copy of the dataset: folders in ``modify`` are copied, the others linked."""
-    root = tmp_path / "seed_iv"
-    root.mkdir()
-    for folder in src.iterdir():
-        if folder.name in modify:
-            shutil.copytree(folder, root / folder.name)
-        elif folder.name not in drop:
-            (root / folder.name).symlink_to(folder)
-    return root
-
-
-def _edit_mat(path: Path, edit) -> None:
-    content = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    edit(content)
-    scipy.io.savemat(path, content, do_compression=True)
+def _copy(src: Path, tmp_path: Path, *modify: str, **drop) -> Path:
+    return copy_dataset(src, tmp_path / "seed_iv", *modify, **drop)
 
 
 def _read(root, **options):
@@ -95,8 +81,8 @@ def test_eye_and_eeg_windows_trimmed_to_the_shorter(seed_iv_root, tmp_path):
             for name in names:
                 content[name] = np.concatenate([content[name], content[name][:, -1:]], axis=1)
         return edit
-    _edit_mat(root / EYE / "1" / FIRST, longer(["eye_3"]))                   # eye one longer
-    _edit_mat(root / FEATS / "1" / FIRST, longer([f"{n}4" for n in seed_iv.BAND_SETS]))
+    edit_mat(root / EYE / "1" / FIRST, longer(["eye_3"]))                   # eye one longer
+    edit_mat(root / FEATS / "1" / FIRST, longer([f"{n}4" for n in seed_iv.BAND_SETS]))
     recordings = _read(root, subjects=[1], raw=False)
     for rec in recordings[2:4]:
         assert {f.n_windows for f in rec.features.values()} == {SECONDS // 4}
@@ -108,7 +94,7 @@ def test_eye_nan_raises_or_marks_missing(seed_iv_root, tmp_path):
 
     def edit(content):
         content["eye_5"][0, 0] = np.nan
-    _edit_mat(root / EYE / "1" / FIRST, edit)
+    edit_mat(root / EYE / "1" / FIRST, edit)
     with pytest.raises(DatasetFormatError, match=f"1/{FIRST}.*'eye_5' \\(eye\\) contains NaN"):
         _read(root, subjects=[1], raw=False)
     recordings = _read(root, subjects=[1], raw=False, nan_policy="mark_missing")
@@ -172,6 +158,6 @@ def test_truncated_file(seed_iv_root, tmp_path):
 ])
 def test_bad_variables(seed_iv_root, tmp_path, folder, edit, pattern):
     root = _copy(seed_iv_root, tmp_path, folder)
-    _edit_mat(root / folder / "1" / FIRST, edit)
+    edit_mat(root / folder / "1" / FIRST, edit)
     with pytest.raises(DatasetFormatError, match=f"{FIRST}.*{pattern}"):
         _read(root, subjects=[1])
