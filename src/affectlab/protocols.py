@@ -100,6 +100,13 @@ class Protocol:
         raise NotImplementedError
 
     # helpers
+    def _base_protocol(self) -> Protocol:
+        """The protocol named by option ``base``, given the options it understands."""
+        cls = PROTOCOLS.get(self.opts["base"])
+        shared = {k: v for k, v in self.opts.items()
+                  if k in cls.options or k in ("val_fraction", "seed")}
+        return cls(self.dataset, **shared)
+
     def _carve_validation(self, meta: pd.DataFrame, y: np.ndarray, train: np.ndarray,
                           by: str = "trial") -> tuple[np.ndarray, np.ndarray]:
         """Split ``train`` into (train, val) by whole trials (or subjects); val may be empty."""
@@ -258,10 +265,7 @@ class CrossModal(Protocol):
         a, b = pair
         directions = [(a, a), (a, b), (b, a), (b, b)] if self.opts["directions"] == "all" \
             else [tuple(d.split("->")) for d in self.opts["directions"]]
-        base_cls = PROTOCOLS.get(self.opts["base"])
-        base_opts = {k: v for k, v in self.opts.items() if k in base_cls.options or k in (
-            "val_fraction", "seed")}
-        base = base_cls(self.dataset, **base_opts)
+        base = self._base_protocol()
         for fold in base._folds(meta, y):
             for src, dst in directions:
                 yield Fold(f"{fold.name}_{src}2{dst}", fold.train, fold.val, fold.test,
@@ -275,16 +279,13 @@ class LabelRatio(Protocol):
     summary = "a leak-free base split whose training part keeps labels for a fraction of its " \
               "trials; the rest is unlabelled training data"
     options = {"base": "subject_dependent", "ratio": 0.2, "split": "kfold", "n_splits": 5,
-               "per_session": True, "per_subject_ratio": True}
+               "per_session": True}
 
     def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
         ratio = float(self.opts["ratio"])
         if not 0 < ratio <= 1:
             raise ConfigError("protocol.ratio", f"{ratio} not in (0, 1]")
-        base_cls = PROTOCOLS.get(self.opts["base"])
-        base = base_cls(self.dataset, **{k: v for k, v in self.opts.items()
-                                         if k in base_cls.options or k in ("val_fraction",
-                                                                           "seed")})
+        base = self._base_protocol()
         rng = np.random.default_rng(int(self.opts["seed"]))
         trials = trial_keys(meta)
         for fold in base._folds(meta, y):
