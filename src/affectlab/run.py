@@ -161,7 +161,7 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
     used instead of the dataset cache."""
     from affectlab.presets import prepare
 
-    method_cls = METHODS.get(cfg.method) if cfg.method in METHODS else _lookup_method(cfg.method)
+    method_cls = METHODS.get(cfg.method)       # importing affectlab.methods registered them
     PROTOCOLS.get(cfg.protocol)                    # an unknown name lists the valid ones
     if method_cls.protocols is not None and cfg.protocol not in method_cls.protocols:
         raise ConfigError("protocol", f"{cfg.method} supports {', '.join(method_cls.protocols)}; "
@@ -197,12 +197,6 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
                                   f"available: {', '.join(windows.names)}")
     return Plan(cfg, method_cls, method_config, windows, labels, folds, preset, cache_path,
                 protocol.leaky, dropped)
-
-
-def _lookup_method(name: str) -> type[Method]:
-    import affectlab.methods  # noqa: F401  (registers built-ins)
-
-    return METHODS.get(name)
 
 
 def _usable(windows: WindowSet, labels: Labels, protocol) -> tuple[np.ndarray, dict[str, int]]:
