@@ -89,6 +89,23 @@ def test_loso_folds_and_target():
     assert len(per_session) == 6
 
 
+def test_validation_by_whole_subjects():
+    meta = make_meta(6, 1, 4, 2)
+    subjects = meta["subject"].to_numpy()
+    for fold in create_protocol("subject_kfold", "deap", n_splits=3, val_by="subject",
+                                val_fraction=0.25).folds(meta):
+        val_subjects = set(subjects[fold.val])
+        assert len(val_subjects) == 1
+        assert not val_subjects & set(subjects[fold.train])
+        assert not val_subjects & set(subjects[fold.test])
+    by_trial = create_protocol("subject_kfold", "deap", n_splits=3).folds(meta)[0]
+    assert set(subjects[by_trial.val]) <= set(subjects[by_trial.train])
+    with pytest.raises(ProtocolError, match="val_by=subject needs at least 2"):
+        create_protocol("subject_dependent", "deap", n_splits=2, val_by="subject").folds(meta)
+    with pytest.raises(ConfigError, match="protocol.val_by"):
+        create_protocol("loso", "deap", val_by="session")
+
+
 def test_fixed_trial_split_of_the_papers():
     meta = make_meta(1, 3, 24, 2)
     folds = create_protocol("subject_dependent", "seed_iv", split="fixed",

@@ -32,6 +32,12 @@ from affectlab.registry import Registry
 # The papers' fixed within-subject trial splits (M2S): first n trials of a session train.
 FIXED_TRAIN_TRIALS = {"seed": 9, "seed_iv": 16, "seed_v": 10}
 
+# Options every protocol takes. ``val_by``: the validation part is whole training trials
+# ("trial") or whole training subjects ("subject", for cross-subject protocols: a model that
+# learns who a subject is scores well on held-out trials of known subjects but not on new ones).
+COMMON_OPTIONS: dict[str, Any] = {"val_fraction": 0.2, "val_by": "trial", "seed": 0,
+                                  "on_missing_class": "error"}
+
 
 @dataclass
 class Fold:
@@ -64,15 +70,16 @@ class Protocol:
     options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, dataset: str, **options: Any):
-        unknown = set(options) - set(self.options) - {"val_fraction", "seed",
-                                                       "on_missing_class"}
+        unknown = set(options) - set(self.options) - set(COMMON_OPTIONS)
         if unknown:
-            valid = sorted({*self.options, "val_fraction", "seed", "on_missing_class"})
+            valid = sorted({*self.options, *COMMON_OPTIONS})
             raise ConfigError(f"protocol.{sorted(unknown)[0]}",
                               f"unknown option for {self.name}; valid: {', '.join(valid)}")
         self.dataset = dataset
-        self.opts = {**self.options, "val_fraction": 0.2, "seed": 0,
-                     "on_missing_class": "error", **options}
+        self.opts = {**self.options, **COMMON_OPTIONS, **options}
+        if self.opts["val_by"] not in ("trial", "subject"):
+            raise ConfigError("protocol.val_by", f"got {self.opts['val_by']!r}; allowed: "
+                                                 "trial, subject")
 
     # scikit-learn compatibility: split(X, y, groups) -> (train, test) index pairs
     def split(self, meta: pd.DataFrame, y: np.ndarray | None = None,
@@ -104,16 +111,19 @@ class Protocol:
         """The protocol named by option ``base``, given the options it understands."""
         cls = PROTOCOLS.get(self.opts["base"])
         shared = {k: v for k, v in self.opts.items()
-                  if k in cls.options or k in ("val_fraction", "seed")}
+                  if k in cls.options or k in ("val_fraction", "val_by", "seed")}
         return cls(self.dataset, **shared)
 
     def _carve_validation(self, meta: pd.DataFrame, y: np.ndarray, train: np.ndarray,
-                          by: str = "trial") -> tuple[np.ndarray, np.ndarray]:
-        """Split ``train`` into (train, val) by whole trials (or subjects); val may be empty."""
-        fraction = float(self.opts["val_fraction"])
+                          fold: str) -> tuple[np.ndarray, np.ndarray]:
+        """Split ``train`` into (train, val) by whole trials or subjects (option ``val_by``)."""
+        fraction, by = float(self.opts["val_fraction"]), self.opts["val_by"]
         if fraction <= 0 or len(train) == 0:
             return train, np.empty(0, np.int64)
         groups = (meta["subject"].to_numpy() if by == "subject" else trial_keys(meta))[train]
+        if by == "subject" and len(np.unique(groups)) < 2:
+            raise ProtocolError(f"{self.name}: fold {fold} has {len(np.unique(groups))} training "
+                                "subject; val_by=subject needs at least 2 (use val_by=trial)")
         if len(np.unique(groups)) < 2:
             return train, np.empty(0, np.int64)
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction,
@@ -122,8 +132,8 @@ class Protocol:
         return np.sort(train[keep]), np.sort(train[val])
 
     def _fold(self, name: str, meta: pd.DataFrame, y: np.ndarray, train: np.ndarray,
-              test: np.ndarray, val_by: str = "trial", **info: Any) -> Fold:
-        train, val = self._carve_validation(meta, y, np.sort(train), val_by)
+              test: np.ndarray, **info: Any) -> Fold:
+        train, val = self._carve_validation(meta, y, np.sort(train), name)
         test = np.sort(test)
         return Fold(name, train, val, test, unlabeled=test.copy(), info=info)
 

@@ -63,8 +63,9 @@ Interpretation
 * Pre-training data: the training windows plus the unlabelled non-test windows the runner may
   pass (``use_unlabeled``; e.g. the unlabelled trials of ``label_ratio``). Labels are never read.
   The paper picks the pre-training epoch by test accuracy after fine-tuning; here the last
-  pre-training epoch is used. Fine-tuning keeps the epoch with the lowest validation loss when a
-  validation part is given (optionally stopping after ``patience`` epochs), else the last.
+  pre-training epoch is used. Fine-tuning keeps the epoch with the best validation score when a
+  validation part is given (``select_on``: the lowest loss, or the highest balanced accuracy;
+  ties go to the lower loss; optionally stopping after ``patience`` epochs), else the last.
 * ``batch_size`` is the fine-tuning batch; the pre-training batch is 2PQ windows.
 
 ``official`` (SGMC's released DEAP code, OFFICIAL_CODE.md sections 3 and 5)
@@ -93,6 +94,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
 from affectlab.data import WindowSet
@@ -310,7 +312,10 @@ class MEMHACLConfig(MethodConfig):
     finetune_epochs: int = Field(20, ge=1)
     batch_size: int = Field(2048, ge=2, description="fine-tuning batch")
     lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
-    patience: int | None = Field(None, ge=1, description="early stopping on validation loss")
+    select_on: Literal["loss", "balanced_accuracy"] = Field(
+        "loss", description="validation score that picks the fine-tuning epoch")
+    patience: int | None = Field(None, ge=1, description="early stopping on the validation "
+                                                          "score (select_on)")
     eval_batch_size: int = Field(1024, ge=1)
 
     @model_validator(mode="after")
@@ -344,7 +349,7 @@ class MEMHACL(Method):
                           "finetune_epochs": 10, "batch_size": 512},
         "fast": {"pretrain_epochs": 2, "P": 4, "Q": 1, "base_width": 8, "pretrain_lr": 1e-3,
                  "projector_dims": [64, 64, 128], "finetune_epochs": 10, "batch_size": 32,
-                 "patience": 3},
+                 "select_on": "balanced_accuracy"},
     }
     data_presets = {"deap": "me_mhacl", "mahnob": "me_mhacl"}
     protocols = ("random_window", "subject_kfold", "loso", "stimulus_kfold", "label_ratio")
@@ -503,7 +508,7 @@ class MEMHACL(Method):
             self._check_split(val)
             x_val = self._normalize(self._stack(val.windows)).to(self.device)
             y_val = torch.as_tensor(val.y, dtype=torch.long, device=self.device)
-        best, best_state, best_epoch, waited = np.inf, None, -1, 0
+        best, best_state, best_epoch, waited = (np.inf, np.inf), None, -1, 0
         offset = cfg.pretrain_epochs if cfg.pretrain else 0
         for epoch in range(cfg.finetune_epochs):
             model.train()
@@ -516,10 +521,14 @@ class MEMHACL(Method):
             if x_val is None:
                 self.report_epoch(offset + epoch, offset + cfg.finetune_epochs)
                 continue
-            val_loss = float(F.cross_entropy(self._logits(x_val), y_val))
-            self.report_epoch(offset + epoch, offset + cfg.finetune_epochs, val_loss=val_loss)
-            if val_loss < best - 1e-4:
-                best, best_epoch, waited = val_loss, epoch, 0
+            score = self._val_score(x_val, y_val)
+            self.report_epoch(offset + epoch, offset + cfg.finetune_epochs, val_loss=score[1],
+                              val_balanced_accuracy=-score[0])
+            if cfg.select_on == "loss":
+                score = score[::-1]
+            if score[0] < best[0] - 1e-4 or (abs(score[0] - best[0]) <= 1e-4
+                                              and score[1] < best[1]):
+                best, best_epoch, waited = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 waited += 1
@@ -528,6 +537,13 @@ class MEMHACL(Method):
         if best_state is not None:
             model.load_state_dict(best_state)
             self.extras_["finetune_best_epoch"] = float(best_epoch)
+
+    def _val_score(self, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[float, float]:
+        """(-balanced accuracy, cross-entropy) on the validation part; lower is better."""
+        logits = self._logits(x_val)
+        y_true = y_val.cpu().numpy()
+        accuracy = balanced_accuracy_score(y_true, logits.argmax(dim=1).cpu().numpy())
+        return -float(accuracy), float(F.cross_entropy(logits, y_val))
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
