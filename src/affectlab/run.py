@@ -169,6 +169,11 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
     method_options = dict(cfg.options["method"])
     if cfg.report_oracle and "report_oracle" in method_cls.Config.model_fields:
         method_options["report_oracle"] = True
+    method_preset = method_cls.method_preset_for(cfg.method_preset, cfg.dataset)
+    if method_preset != cfg.method_preset:
+        log.info("%s: method preset '%s' on %s is '%s'", cfg.method, cfg.method_preset,
+                 cfg.dataset, method_preset)
+        cfg = cfg.model_copy(update={"method_preset": method_preset})
     method_config = build_config(method_cls, cfg.method_preset, method_options).model_dump()
     preset = cfg.preset or method_cls.data_preset_for(cfg.dataset)
     protocol = create_protocol(cfg.protocol, cfg.dataset, seed=cfg.seed,

@@ -99,6 +99,8 @@ class Method:
     transductive: ClassVar[bool] = False
     #: data preset to use when the user gives none, per dataset (``"*"``: any dataset)
     data_presets: ClassVar[dict[str, str]] = {"*": "default"}
+    #: presets whose settings depend on the dataset: ``{(preset, dataset): preset to use}``
+    dataset_presets: ClassVar[dict[tuple[str, str], str]] = {}
     #: protocols the method supports (``None``: all)
     protocols: ClassVar[tuple[str, ...] | None] = None
     summary: ClassVar[str] = ""
@@ -130,6 +132,12 @@ class Method:
     @classmethod
     def data_preset_for(cls, dataset: str) -> str:
         return cls.data_presets.get(dataset, cls.data_presets.get("*", "default"))
+
+    @classmethod
+    def method_preset_for(cls, preset: str, dataset: str) -> str:
+        """The hyper-parameter preset ``preset`` means on ``dataset`` (e.g. a paper's
+        per-dataset table)."""
+        return cls.dataset_presets.get((preset, dataset), preset)
 
 
 METHODS: Registry[type[Method]] = Registry("method")
