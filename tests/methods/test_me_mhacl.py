@@ -18,6 +18,7 @@ from affectlab.methods.me_mhacl import (
     crossover_mask,
     draw_split,
     meiosis,
+    spatial_zscore,
 )
 from affectlab.nn.resnet1d import PAPER_LENGTHS, ResNet1D, sgmc_blocks
 
@@ -205,6 +206,16 @@ def test_official_meiosis_matches_sgmc_channel_crossover():
         np.testing.assert_array_equal(ours.reshape(2 * q, 6, 12).numpy(), expected)
     no_op = method.augment(x, idx, 40).reshape(2 * q, 6, 12)
     np.testing.assert_array_equal(no_op.numpy(), signal[perm[:2 * q], 0])
+
+
+def test_spatial_zscore_matches_sgmc_by_hand():
+    """Per time sample across channels, population std, exact zeros left out and kept at 0."""
+    x = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [0.0, 4.0], [2.0, 6.0]]])      # (1, C=4, M=2)
+    # sample 0: non-zeros 1, 3, 2 -> mean 2, std sqrt(2/3); sample 1: 2, 4, 6 -> 4, sqrt(8/3)
+    expected = torch.tensor([[[-1.0, 0.0], [1.0, -2.0], [0.0, 0.0], [0.0, 2.0]]])
+    expected[0, :, 0] /= np.sqrt(2 / 3)
+    expected[0, :, 1] /= np.sqrt(8 / 3)
+    assert_close(spatial_zscore(x), expected)
 
 
 def test_split_point_ranges():

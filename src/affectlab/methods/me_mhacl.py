@@ -58,8 +58,8 @@ Interpretation
 * Normalisation (not in the paper): the stacked channels have wildly different units (GSR in
   the thousands, temperature in hundredths), so ``normalize="channel"`` (default) standardises
   every channel with mean / std of the labelled training windows. ``"spatial"`` is SGMC's DEAP
-  preprocessing: every time sample z-scored across the channels of its window (no fitted
-  statistics; SGMC skips exact zeros, which do not occur after baseline removal). ``"none"``.
+  preprocessing (:func:`spatial_zscore`): every time sample z-scored across the channels of its
+  window, no fitted statistics. ``"none"``.
 * Pre-training data: the training windows plus the unlabelled non-test windows the runner may
   pass (``use_unlabeled``; e.g. the unlabelled trials of ``label_ratio``). Labels are never read.
   The paper picks the pre-training epoch by test accuracy after fine-tuning; here the last
@@ -79,8 +79,10 @@ Interpretation
 * Encoder kernels of the released ``ResNet_model.py`` (:func:`affectlab.nn.resnet1d.sgmc_blocks`).
 * Loss = ``mean(l_A + l_B)``, twice Eq. 12.
 The attention layer is not in SGMC's code and stays governed by ``attention``. The preset
-``sgmc_official`` also sets SGMC's rates and schedule (dropout 0.2, no attention, fine-tuning
-10 epochs at batch 512); SGMC's arousal-only label and its test-curve read-out are not copied.
+``sgmc_official`` also sets SGMC's preprocessing and schedule (EEG only, ``normalize="spatial"``,
+dropout 0.2, no attention, fine-tuning 10 epochs at batch 512); SGMC's arousal-only label, its
+segmentation (first second of a trial twice, last second dropped) and its test-curve read-out
+are not copied.
 """
 
 from __future__ import annotations
@@ -207,6 +209,21 @@ def draw_split(n: int, generator: torch.Generator, official: bool = False) -> in
     if high < low:
         raise ConfigError("me_mhacl", f"windows of {n} samples are too short for meiosis")
     return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+
+# --------------------------------------------------------------------------- normalisation
+
+def spatial_zscore(x: torch.Tensor) -> torch.Tensor:
+    """SGMC's DEAP normalisation: each time sample of ``(n, C, M)`` z-scored across its ``C``
+    channels with the population std. As in SGMC's ``feature_normalize``, exact zeros are left
+    at zero and do not enter the mean or std (they occur where a quantised recording equals the
+    baseline template)."""
+    nonzero = x != 0
+    count = nonzero.sum(dim=1, keepdim=True).clamp_min(1)
+    mean = torch.where(nonzero, x, 0).sum(dim=1, keepdim=True) / count
+    centred = torch.where(nonzero, x - mean, 0)
+    std = (centred.square().sum(dim=1, keepdim=True) / count).sqrt().clamp_min(1e-6)
+    return centred / std
 
 
 # --------------------------------------------------------------------------- projector
@@ -346,6 +363,7 @@ class MEMHACL(Method):
         "paper_mahnob": {"P": 4, "Q": 8, "pretrain_epochs": 475, "batch_size": 256},
         "sgmc_official": {"official": True, "attention": False, "projector_dropout": 0.2,
                           "classifier_dropout": 0.2, "modalities": ["eeg"],
+                          "normalize": "spatial",
                           "finetune_epochs": 10, "batch_size": 512},
         # fast: a narrow encoder, but enough pre-training for the contrastive loss to fall well
         # below chance (2 epochs left it at log(2P - 1)). Q = 1 so that two training subjects
@@ -392,7 +410,7 @@ class MEMHACL(Method):
         if self.config.normalize == "channel":
             return (x - self.mean_) / self.std_
         if self.config.normalize == "spatial":
-            return (x - x.mean(dim=1, keepdim=True)) / x.std(dim=1, keepdim=True).clamp_min(1e-6)
+            return spatial_zscore(x)
         return x
 
     def _check_split(self, split: Split) -> None:
