@@ -11,6 +11,19 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _writer_hash() -> str:
+    """Hash of the dataset modules' sources: copies written by older writers are not reused
+    (the shared folder outlives one test run)."""
+    import hashlib
+
+    import affectlab.datasets
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(affectlab.datasets.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
     """``synthetic_root(name, n_subjects=3, seconds=None)`` -> folder of a synthetic dataset.
@@ -21,7 +34,7 @@ def synthetic_root(tmp_path_factory):
     """
     from affectlab.datasets import synth
 
-    shared = tmp_path_factory.getbasetemp().parent / "affectlab-synthetic"
+    shared = tmp_path_factory.getbasetemp().parent / f"affectlab-synthetic-{_writer_hash()}"
     shared.mkdir(exist_ok=True)
 
     def make(name: str, n_subjects: int = 3, seconds: float | None = None) -> Path:

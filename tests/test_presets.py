@@ -15,7 +15,8 @@ def deap(synthetic_root):
 
 
 @pytest.mark.parametrize("preset, shapes, per_trial", [
-    ("default", {"eeg": [32, 5], "pps": [50], "face_au": [17]}, 6),
+    ("default", {"eeg": [32, 5], "pps": [50]}, 6),
+    ("all", {"eeg": [32, 5], "pps": [50], "face_au": [17]}, 6),
     ("m2s", {"eeg": [32, 4], "pps": [48]}, 6),
     ("dhcm_cacl", {"eeg": [32, 5], "face_au": [17]}, 2),
     ("me_mhacl", {"eeg": [32, 128], "gsr": [1, 128], "resp": [1, 128], "temp": [1, 128],
@@ -31,11 +32,25 @@ def test_preset_shapes_and_window_counts(deap, preset, shapes, per_trial):
 
 
 def test_face_missing_is_flagged_not_zero_filled(deap):
-    ws, _ = prepare("deap", deap, "default", use_cache=False)
+    ws, _ = prepare("deap", deap, "all", use_cache=False)
     avail = ws.available("face_au")
-    assert not avail[ws.meta["subject"].to_numpy() == 3].any()      # no face video
-    assert avail[ws.meta["subject"].to_numpy() == 1].all()
+    subject = ws.meta["subject"].to_numpy()
+    assert not avail[subject == 3].any()      # no face video
+    assert avail[subject == 1].mean() > 0.9   # some windows untracked (long tracking failures)
     assert np.isnan(ws.numpy("face_au")[~avail]).all()
+    counts = ws.description["missing"]["face_au"]
+    assert counts["absent_trials"] == 40 + 1          # subject 3, one face file of subject 2
+    assert counts["absent_windows"] == 41 * 6
+    assert counts["absent_windows"] + counts["invalid_windows"] == int((~avail).sum())
+
+
+def test_default_preset_uses_what_every_subject_has(deap):
+    ws, _ = prepare("deap", deap, "default", use_cache=False)
+    assert "face_au" not in ws.names
+    for name in ws.names:
+        assert ws.available(name).all()
+    with pytest.raises(ConfigError, match="face_au"):
+        ws.available("face_au")
 
 
 def test_clmer_face_series(deap):
@@ -60,3 +75,13 @@ def test_bad_preset_and_options(deap):
         prepare("deap", deap, "default", {"window": 2}, use_cache=False)
     with pytest.raises(ConfigError, match="does not support deap"):
         prepare("deap", deap, "uf_ama", use_cache=False)
+
+
+def test_clmer_band_passes_fast_signals_only(deap):
+    ws, _ = prepare("deap", deap, "clmer", {"window_s": 3.0, "stride_s": 3.0}, use_cache=False)
+    literal, _ = prepare("deap", deap, "clmer", {"window_s": 3.0, "stride_s": 3.0,
+                                                 "slow_bandpass": [4.0, 45.0]}, use_cache=False)
+    for name in ("gsr", "resp"):       # slow: left as they are (baseline-corrected)
+        kept, filtered = ws.numpy(name), literal.numpy(name)
+        assert kept.std() > 5 * filtered.std(), name
+    np.testing.assert_array_equal(ws.numpy("eeg"), literal.numpy("eeg"))

@@ -208,3 +208,53 @@ def test_failing_fold_is_retried_then_reported(deap, tmp_path, monkeypatch):
     fixed, _ = run_experiment(config(deap, tmp_path), out=tmp_path / "flaky")
     assert fixed["complete"] and fixed["n_folds"] == 3
     assert not (tmp_path / "flaky" / "folds" / "001" / "error.txt").exists()
+
+
+def test_default_options_keep_every_subject(deap, tmp_path):
+    raw = {"method": "logreg", "dataset": "deap", "root": str(deap), "protocol": "loso",
+           "cache_dir": str(tmp_path / "cache")}
+    summary, _ = run_experiment(load_config(raw), out=tmp_path / "run")
+    assert summary["label_scheme"] == "binary_valence" and summary["data_preset"] == "default"
+    assert summary["n_folds"] == 3 and set(summary["per_subject"]) == {"1", "2", "3"}
+    assert summary["dropped"]["windows"] == 0 and summary["dropped"]["subjects"] == []
+
+
+def test_a_partial_modality_drops_loudly(deap, tmp_path, caplog):
+    cfg = config(deap, tmp_path, preset="all")
+    with caplog.at_level("WARNING", logger="affectlab.data"):
+        summary, run_dir = run_experiment(cfg, out=tmp_path / "run")
+    dropped = summary["dropped"]
+    assert dropped["subjects"] == [3]                 # the synthetic s03 has no face video
+    assert dropped["by_reason"]["missing_face_au"] == dropped["windows"] > 0
+    assert dropped["trials"] == 40 + 1                # and subject 2 lacks one face file
+    assert dropped["subjects_partial"] == {2: 4}
+    assert summary["n_folds"] == 2
+    assert "1 subject(s) entirely: 3" in caplog.text
+    text = (run_dir / "summary.md").read_text()
+    assert "**Subjects dropped**" in text and "face_au: 164" in text
+    assert "Missing face_au: absent in 41 trial(s)" in text
+
+
+def test_windows_are_dropped_only_for_modalities_the_method_uses(deap, tmp_path):
+    from affectlab.methods import METHODS
+    from affectlab.run import plan_run
+
+    base = {"method": "me_mhacl", "dataset": "deap", "root": str(deap), "protocol": "loso",
+            "method_preset": "fast", "cache_dir": str(tmp_path / "cache"), "preset": "all"}
+    plan = plan_run(load_config({**base, "preset": "all"}).model_copy(
+        update={"method": "logreg"}))
+    assert plan.losses["by_reason"].get("missing_face_au")
+    used = METHODS.get("me_mhacl").used_modalities({"modalities": ["eeg", "gsr"]},
+                                                   ["eeg", "gsr", "face_au"])
+    assert used == ["eeg", "gsr"]
+    clmer = METHODS.get("clmer").used_modalities({"modalities": ["physiology"]},
+                                                 ["eeg", "gsr", "face_au", "gaze"])
+    assert clmer == ["eeg", "gsr"]
+
+
+def test_default_labels_fit_the_dataset(synthetic_root, tmp_path):
+    root = synthetic_root("seed_iv", n_subjects=3)
+    raw = {"method": "logreg", "dataset": "seed_iv", "root": str(root), "protocol": "loso",
+           "cache_dir": str(tmp_path / "cache"), "max_folds": 1}
+    summary, _ = run_experiment(load_config(raw), out=tmp_path / "run")
+    assert summary["label_scheme"] == "native" and len(summary["classes"]) == 4

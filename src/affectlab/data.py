@@ -81,6 +81,7 @@ class WindowSet:
 
     def available(self, name: str) -> np.ndarray:
         """Boolean ``(n,)``: the modality was recorded for the window (not missing)."""
+        self._base(name)                    # an unknown modality is an error, not "all there"
         column = f"avail_{name}"
         if column not in self.meta:
             return np.ones(len(self), bool)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlab.errors import ConfigError
-from affectlab.labels import SCHEMES, make_labels
+from affectlab.labels import SCHEMES, default_scheme, make_labels
 from affectlab.presets import prepare
 
 
@@ -15,7 +15,11 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
                  options: dict | None = None, cache_dir: str | Path | None = None) -> dict:
     """``dataset, n_subjects, sessions, n_trials, n_windows, modalities, sampling_rates,
     labels: {scheme: {class: count}}`` (windows per class; schemes that do not fit are left
-    out), plus ``forms`` and ``missing`` (windows lacking each modality)."""
+    out), plus ``forms``, ``missing`` (per modality: ``windows`` marked missing, of which
+    ``absent_windows`` in ``absent_trials`` trials without the source and ``invalid_windows``
+    with non-finite or untracked values), ``nonfinite`` (per modality: trials whose files held
+    NaN / Inf), ``trials_without_windows`` and ``absent_modalities`` (asked for by the preset,
+    absent from every recording, left out)."""
     windows, _ = prepare(dataset, root, preset, options, cache_dir=cache_dir, progress=True)
     summary = windows.summary()
     labels = {}
@@ -26,8 +30,12 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
             continue
         counts = np.bincount(result.y[result.defined], minlength=result.n_classes)
         labels[scheme] = {name: int(c) for name, c in zip(result.classes, counts, strict=True)}
-    missing = {name: int((~windows.available(name)).sum()) for name in windows.names}
+    causes = windows.description.get("missing", {})
+    missing = {name: {"windows": int((~windows.available(name)).sum()),
+                      **causes.get(name, {})} for name in windows.names}
     return {"dataset": windows.description["dataset"], **summary,
             "sampling_rates": windows.description.get("sampling_rates", {}), "labels": labels,
+            "default_labels": default_scheme(windows.description["dataset"]),
             "forms": windows.description.get("forms", {}), "missing": missing,
-            "trials_without_windows": windows.description.get("trials_without_windows", {})}
+            "trials_without_windows": windows.description.get("trials_without_windows", {}),
+            "absent_modalities": windows.description.get("absent_modalities", [])}

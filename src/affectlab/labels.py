@@ -38,6 +38,12 @@ class Labels:
         return self.y >= 0
 
 
+def default_scheme(dataset: str) -> str:
+    """``native`` for datasets with discrete classes (the SEED family), else
+    ``binary_valence``."""
+    return "native" if get_spec(dataset).native_classes is not None else "binary_valence"
+
+
 def default_threshold(dataset: str) -> float:
     scale = get_spec(dataset).rating_scale
     return 5.0 if scale is None else (scale[0] + scale[1]) / 2

@@ -43,12 +43,18 @@ from affectlab import features as feat
 from affectlab import signal as sig
 from affectlab.data import WindowSet, concat_meta
 from affectlab.datasets import DATASET_NAMES, get_spec, iter_recordings
-from affectlab.datasets.base import RATING_NAMES, Recording, Stream
+from affectlab.datasets.base import (
+    DEFAULT_NAN_POLICY,
+    NAN_POLICIES,
+    RATING_NAMES,
+    Recording,
+    Stream,
+)
 from affectlab.datasets.channels import DEAP_EEG
 from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError
 
 log = logging.getLogger("affectlab.presets")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SEED_FAMILY = ("seed", "seed_iv", "seed_v")
 FACE_DATASETS = ("deap", "amigos", "mahnob")
 
@@ -77,6 +83,12 @@ def _eye_plan(dataset: str) -> dict[str, dict[str, Any]]:
     return {"eye": {"form": "released", "source": "eye"}} if dataset in SEED_FAMILY else {}
 
 
+def _complete_eye_plan(dataset: str) -> dict[str, dict[str, Any]]:
+    """Eye features where every subject of the release has them (SEED-IV, SEED-V; SEED's
+    release holds none)."""
+    return _eye_plan(dataset) if dataset in ("seed_iv", "seed_v") else {}
+
+
 def _peripheral_plan(dataset: str) -> dict[str, dict[str, Any]]:
     sources = {
         "deap": ("eog", "emg", "gsr", "resp", "ppg", "temp"),
@@ -90,6 +102,16 @@ def _face_plan(dataset: str) -> dict[str, dict[str, Any]]:
 
 
 def plan_default(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """The modalities every subject of the release has: EEG DE, eye features (SEED-IV,
+    SEED-V), peripheral statistics. Faces (DEAP: 22 of 32 subjects) and SEED's eye data (not in
+    the release) are left to the ``all`` preset, so that a default run keeps every subject."""
+    return {**_eeg_de_plan(dataset, opts), **_complete_eye_plan(dataset),
+            **_peripheral_plan(dataset)}
+
+
+def plan_all(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
+    """Every modality the dataset can have, including those only some subjects have (faces,
+    SEED eye data); windows without them are marked missing."""
     return {**_eeg_de_plan(dataset, opts), **_eye_plan(dataset),
             **_peripheral_plan(dataset), **_face_plan(dataset)}
 
@@ -133,12 +155,19 @@ def plan_me_mhacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
     return plan
 
 
+SLOW_SIGNALS = ("gsr", "resp", "temp")
+
+
 def plan_clmer(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
-    """CLMER: physiology as a 128 Hz, 4-45 Hz series + the face serialized at 1 s.
+    """CLMER: physiology as a 128 Hz series + the face serialized at 1 s.
 
     Every recorded physiological channel is kept, as in the paper (DEAP: 32 EEG + 2 EOG + 2 EMG
     + GSR + respiration + plethysmograph + temperature = its "40 channels"; AMIGOS: 14 EEG +
     2 ECG + GSR = its "17 channels"); the face gives 68 3-D landmarks, 17 AU intensities and gaze.
+    EEG and the other fast signals (EOG, EMG, ECG, PPG) are band-passed at ``bandpass`` (the
+    paper's 4-45 Hz); the slow ones (GSR, respiration, temperature: their content lies below
+    4 Hz, so that band would leave only noise) get ``slow_bandpass`` (default ``None``: only
+    resampled and baseline-corrected).
     """
     plan: dict[str, dict[str, Any]] = {
         "eeg": {"form": "series", "source": "eeg"},
@@ -146,6 +175,8 @@ def plan_clmer(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
     for name in ("eog", "emg", "gsr", "ecg", "ppg", "resp", "temp"):
         if name in get_spec(dataset).modalities:
             plan[name] = {"form": "series", "source": name}
+            if name in SLOW_SIGNALS:
+                plan[name]["bandpass"] = opts["slow_bandpass"]
     for name in ("face_landmarks", "face_au", "gaze"):
         plan[name] = {"form": "face_series", "source": name}
     return plan
@@ -159,12 +190,16 @@ def plan_raw(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
 
 _COMMON = {"window_s": None, "stride_s": None, "bands": dict(feat.DEFAULT_BANDS),
            "baseline": "mean", "bandpass": None, "resample": None, "eeg_source": "released",
-           "released_eeg": "de_LDS", "nan_policy": "raise", "face_dir": None,
+           "released_eeg": "de_LDS", "nan_policy": DEFAULT_NAN_POLICY, "face_dir": None,
            "psd_log": True, "face_step_s": 1.0, "subjects": None}
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("default", "EEG DE per window (released SEED-family features), eye features, "
-           "peripheral statistics, AU means", DATASET_NAMES, dict(_COMMON), plan_default),
+    Preset("default", "the modalities every subject has: EEG DE per window (released "
+           "SEED-family features), eye features (SEED-IV, SEED-V), peripheral statistics",
+           DATASET_NAMES, dict(_COMMON), plan_default),
+    Preset("all", "default + the modalities only some subjects have (AU means of face CSVs, "
+           "SEED eye features); windows without them are marked missing", DATASET_NAMES,
+           dict(_COMMON), plan_all),
     Preset("uf_ama", "EEG DE 62x5 (released de_LDS) + eye features (UF-AMA)", SEED_FAMILY,
            dict(_COMMON), plan_uf_ama),
     Preset("m2s", "EEG DE + second modality: EYE (SEED family), PPS 48 (DEAP), ECG 10 "
@@ -175,11 +210,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "subtracted (ME-MHACL)", ("deap", "mahnob"),
            {**_COMMON, "window_s": 1.0, "baseline": "template", "eeg_channels": None},
            plan_me_mhacl),
-    Preset("clmer", "all physiological channels resampled to 128 Hz, band-passed 4-45 Hz, face "
-           "serialized at 1 s (landmarks, AUs, gaze), 5 s windows (CLMER)",
+    Preset("clmer", "all physiological channels resampled to 128 Hz, fast ones band-passed "
+           "4-45 Hz (GSR, resp, temp not), face serialized at 1 s (landmarks, AUs, gaze), 5 s "
+           "windows (CLMER)",
            ("deap", "amigos", "mahnob"),
            {**_COMMON, "window_s": 5.0, "stride_s": 5.0, "resample": 128.0,
-            "bandpass": [4.0, 45.0]}, plan_clmer),
+            "bandpass": [4.0, 45.0], "slow_bandpass": None}, plan_clmer),
     Preset("raw", "raw windows of every continuous modality", DATASET_NAMES, dict(_COMMON),
            plan_raw),
 ]}
@@ -204,6 +240,9 @@ def resolve_options(preset: Preset, dataset: str, overrides: dict[str, Any] | No
         opts["window_s"] = DEFAULT_WINDOW_S.get(dataset, 1.0)
     if opts["stride_s"] is None:
         opts["stride_s"] = opts["window_s"]
+    if opts["nan_policy"] not in NAN_POLICIES:
+        raise ConfigError("data.nan_policy", f"got {opts['nan_policy']!r}; allowed: "
+                                             f"{', '.join(NAN_POLICIES)}")
     return opts
 
 
@@ -227,8 +266,9 @@ def _prepared_stimulus(stream: Stream, opts: dict, form: dict) -> tuple[np.ndarr
     sfreq = stream.sfreq
     if opts["resample"]:
         data, sfreq = sig.resample(data, sfreq, opts["resample"]), float(opts["resample"])
-    if opts["bandpass"]:
-        low, high = opts["bandpass"]
+    band = form["bandpass"] if "bandpass" in form else opts["bandpass"]
+    if band:
+        low, high = band
         data = sig.bandpass(data, sfreq, low, high)
     return sig.remove_baseline(data, sfreq, stream.onset_s, opts["baseline"],
                                segment_s=opts["window_s"]), sfreq
@@ -257,7 +297,11 @@ def _grid_for(rec: Recording, first: dict, opts: dict) -> _Grid:
 
 
 def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray | None:
-    """The form's ``(n_windows, ...)`` array, or None when its source is missing."""
+    """The form's ``(n_windows, ...)`` array, or None when its source is missing.
+
+    Windows that touch a sample a reader flagged invalid (``Stream.valid``: non-finite in the
+    file) are NaN, so that they are marked missing; face forms average the valid frames only.
+    """
     kind = form["form"]
     if kind == "released":
         feats = rec.features.get(form["source"])
@@ -267,36 +311,35 @@ def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray 
             raise DatasetFormatError(rec.source, f"feature set {form['source']} has "
                                      f"{feats.n_windows} windows, grid {len(grid)}")
         return feats.data[: len(grid)]
-    if kind == "stats":
-        parts = []
-        for name in form["sources"]:
-            if name not in rec.streams:
-                return None
-            windows = _stream_windows(rec.streams[name], grid, opts, form)
-            sfreq = opts["resample"] or rec.streams[name].sfreq
-            parts.append(feat.peripheral_features(
-                windows, sfreq, "plain" if form.get("kind") == "plain" else name))
-        return np.concatenate(parts, axis=1)
     if kind in ("face", "face_series"):
-        stream = rec.streams.get(form["source"])
-        if stream is None:
-            return None
-        times = np.arange(stream.n_times) / stream.sfreq - stream.onset_s
-        if kind == "face":
-            means, ok = feat.masked_window_mean(stream.data, stream.valid, times, grid.starts,
-                                                grid.window_s)
-            return np.where(ok[:, None], means, np.nan)
-        step = opts["face_step_s"]
-        n_steps = int(round(grid.window_s / step))
-        starts = (grid.starts[:, None] + step * np.arange(n_steps)[None, :]).reshape(-1)
-        means, ok = feat.masked_window_mean(stream.data, stream.valid, times, starts, step)
-        series = means.reshape(len(grid), n_steps, -1)
-        return _fill_series_gaps(series, ok.reshape(len(grid), n_steps))
-    stream = rec.streams.get(form["source"])
-    if stream is None:
+        return _face_form(rec, form, grid, opts)
+    sources = form["sources"] if kind == "stats" else [form["source"]]
+    if any(name not in rec.streams for name in sources):
         return None
-    windows = _stream_windows(stream, grid, opts, form)
-    sfreq = opts["resample"] or stream.sfreq
+    values = []
+    for name in sources:
+        stream = rec.streams[name]
+        windows = _stream_windows(stream, grid, opts, form)
+        sfreq = opts["resample"] or stream.sfreq
+        if kind == "stats":
+            windows = feat.peripheral_features(
+                windows, sfreq, "plain" if form.get("kind") == "plain" else name)
+        else:
+            windows = _stream_form(kind, windows, sfreq, form, opts)
+        values.append(windows)
+    out = np.concatenate(values, axis=1) if kind == "stats" else values[0]
+    bad = np.zeros(len(grid), bool)
+    for name in sources:
+        bad |= ~_valid_windows(rec.streams[name], grid)
+    if bad.any():
+        out = out.astype(np.float64, copy=True)
+        out[bad] = np.nan
+    return out
+
+
+def _stream_form(kind: str, windows: np.ndarray, sfreq: float, form: dict,
+                 opts: dict) -> np.ndarray:
+    """A stream form from ``(n_windows, channels, samples)`` windows."""
     if kind == "raw":
         return windows
     if kind == "series":
@@ -307,6 +350,35 @@ def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray 
         psd = feat.band_psd(windows, sfreq, form["bands"])
         return np.log(psd + 1e-12) if opts["psd_log"] else psd
     raise ConfigError("form", f"unknown form {kind!r}")
+
+
+def _valid_windows(stream: Stream, grid: _Grid) -> np.ndarray:
+    """``(n_windows,)``: True where the window holds no sample flagged invalid."""
+    if stream.valid is None or stream.valid.all():
+        return np.ones(len(grid), bool)
+    onset = int(round(stream.onset_s * stream.sfreq))
+    invalid = np.r_[0, np.cumsum(~stream.valid[onset:])]
+    starts = np.round(grid.starts * stream.sfreq).astype(int)
+    stops = np.minimum(starts + int(round(grid.window_s * stream.sfreq)), len(invalid) - 1)
+    return invalid[stops] - invalid[starts] == 0
+
+
+def _face_form(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray | None:
+    """AU / landmark / gaze means per window (``face``) or per step (``face_series``)."""
+    stream = rec.streams.get(form["source"])
+    if stream is None:
+        return None
+    times = np.arange(stream.n_times) / stream.sfreq - stream.onset_s
+    if form["form"] == "face":
+        means, ok = feat.masked_window_mean(stream.data, stream.valid, times, grid.starts,
+                                            grid.window_s)
+        return np.where(ok[:, None], means, np.nan)
+    step = opts["face_step_s"]
+    n_steps = int(round(grid.window_s / step))
+    starts = (grid.starts[:, None] + step * np.arange(n_steps)[None, :]).reshape(-1)
+    means, ok = feat.masked_window_mean(stream.data, stream.valid, times, starts, step)
+    series = means.reshape(len(grid), n_steps, -1)
+    return _fill_series_gaps(series, ok.reshape(len(grid), n_steps))
 
 
 def _fill_series_gaps(series: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -326,7 +398,15 @@ def _fill_series_gaps(series: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str = "default",
                     options: dict[str, Any] | None = None, progress: bool = False) -> WindowSet:
-    """Turn recordings into a WindowSet following a preset (no caching)."""
+    """Turn recordings into a WindowSet following a preset (no caching).
+
+    Where a modality's source is absent from a trial, its windows are NaN with
+    ``avail_<modality>`` False; a modality absent from every recording is left out of the
+    WindowSet (with a warning; ``description["absent_modalities"]`` names it). Every loss is
+    counted in ``description["missing"]`` (per modality: trials and windows where the source
+    is absent, windows with non-finite or untracked values) and
+    ``description["trials_without_windows"]`` (trials that produce no window, by reason).
+    """
     spec = get_spec(dataset)
     chosen = get_preset(preset)
     if spec.name not in chosen.datasets:
@@ -334,79 +414,104 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
                                     f"supports {', '.join(chosen.datasets)}")
     opts = resolve_options(chosen, spec.name, options)
     plan = chosen.plan(spec.name, opts)
-    arrays: dict[str, list[np.ndarray]] = {name: [] for name in plan}
-    rows: list[dict] = []
+    builder = _Builder(plan, opts)
     tracker = _progress(progress, f"{spec.name}/{preset}")
-    rates: dict[str, float] = {}
-    skipped: dict[str, int] = {}
     for rec in recordings:
-        reason = _add_recording(rec, plan, opts, arrays, rows)
-        if reason:
-            skipped[reason] = skipped.get(reason, 0) + 1
-        for name, stream in rec.streams.items():
-            rates.setdefault(name, float(stream.sfreq))
-        for name, feats in rec.features.items():
-            rates.setdefault(name, 1.0 / feats.window_s)
+        builder.add(rec)
         tracker.advance()
     tracker.close()
-    if skipped:
-        log.warning("%s: trials without windows: %s", spec.name, skipped)
-    if not rows:
+    if builder.skipped:
+        log.warning("%s: trials without windows: %s", spec.name, builder.skipped)
+    if not builder.rows:
         raise DatasetFormatError(spec.name, "no windows produced",
                                  "recordings with at least one whole window")
-    meta = concat_meta(rows)
-    tensors = {}
-    for name, parts in arrays.items():
-        stacked = np.concatenate(parts, axis=0).astype(np.float32)
-        tensors[name] = torch.from_numpy(np.ascontiguousarray(stacked))
+    tensors, absent = builder.tensors()
+    if absent:
+        log.warning("%s: modality %s is absent from every recording and left out", spec.name,
+                    ", ".join(absent))
+    meta = concat_meta(builder.rows)
+    meta = meta.drop(columns=[f"avail_{name}" for name in absent])
     description = {"dataset": spec.name, "preset": preset, "options": opts,
-                   "forms": {name: _describe(form) for name, form in plan.items()},
-                   "sampling_rates": rates, "trials_without_windows": skipped,
-                   "cache_version": CACHE_VERSION}
+                   "forms": {name: _describe(form) for name, form in plan.items()
+                             if name not in absent},
+                   "sampling_rates": builder.rates, "trials_without_windows": builder.skipped,
+                   "missing": {name: counts for name, counts in builder.missing_counts().items()
+                               if name not in absent},
+                   "absent_modalities": absent, "cache_version": CACHE_VERSION}
     return WindowSet(tensors, meta, description)
 
 
-def _add_recording(rec: Recording, plan: dict, opts: dict, arrays: dict, rows: list) -> str:
-    """Append a trial's windows; return "" or why the trial produced none."""
-    first_name, first = next(iter(plan.items()))
-    try:
-        grid = _grid_for(rec, first, opts)
-    except KeyError:
-        return f"no {first_name}"           # the grid's modality is missing for this trial
-    if len(grid) == 0:
-        return f"shorter than one {opts['window_s']} s window"
-    avail = {}
-    for name, form in plan.items():
-        values = _compute(rec, form, grid, opts)
-        if values is None:
-            shape = arrays[name][0].shape[1:] if arrays[name] else None
+class _Builder:
+    """Collects the windows of one trial after another; NaN blocks for absent sources are
+    shaped once the first trial holding the modality has been seen."""
+
+    def __init__(self, plan: dict[str, dict], opts: dict):
+        self.plan, self.opts = plan, opts
+        self.parts: dict[str, list[np.ndarray | int]] = {name: [] for name in plan}
+        self.rows: list[dict] = []
+        self.rates: dict[str, float] = {}
+        self.skipped: dict[str, int] = {}
+        self.absent_trials = dict.fromkeys(plan, 0)
+        self.absent_windows = dict.fromkeys(plan, 0)
+        self.invalid_windows = dict.fromkeys(plan, 0)
+
+    def add(self, rec: Recording) -> None:
+        reason = rec.skipped or self._add(rec)
+        if reason:
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        for name, stream in rec.streams.items():
+            self.rates.setdefault(name, float(stream.sfreq))
+        for name, feats in rec.features.items():
+            self.rates.setdefault(name, 1.0 / feats.window_s)
+
+    def _add(self, rec: Recording) -> str:
+        """Append a trial's windows; return "" or why the trial produced none."""
+        first_name, first = next(iter(self.plan.items()))
+        try:
+            grid = _grid_for(rec, first, self.opts)
+        except KeyError:
+            return f"no {first_name}"       # the grid's modality is missing for this trial
+        if len(grid) == 0:
+            return f"shorter than one {self.opts['window_s']} s window"
+        avail = {}
+        for name, form in self.plan.items():
+            values = _compute(rec, form, grid, self.opts)
+            if values is None:
+                self.parts[name].append(len(grid))          # shaped later
+                self.absent_trials[name] += 1
+                self.absent_windows[name] += len(grid)
+                avail[name] = np.zeros(len(grid), bool)
+                continue
+            ok = np.isfinite(values.reshape(len(grid), -1)).all(axis=1)
+            self.invalid_windows[name] += int((~ok).sum())
+            self.parts[name].append(values)
+            avail[name] = ok
+        for k, start in enumerate(grid.starts):
+            row = {"subject": rec.subject, "session": rec.session, "trial": rec.trial,
+                   "window": k, "onset_s": float(start), "stimulus": rec.stimulus,
+                   **{r: rec.rating(r) for r in RATING_NAMES},
+                   "native_label": -1 if rec.native_label is None else rec.native_label}
+            row.update({f"avail_{name}": bool(avail[name][k]) for name in self.plan})
+            self.rows.append(row)
+        return ""
+
+    def tensors(self) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """Stacked float32 tensors, and the modalities absent from every trial."""
+        tensors, absent = {}, []
+        for name, parts in self.parts.items():
+            shape = next((p.shape[1:] for p in parts if not isinstance(p, int)), None)
             if shape is None:
-                shape = _probe_shape(name, form, grid, opts)
-            values = np.full((len(grid), *shape), np.nan)
-        ok = np.isfinite(values.reshape(len(grid), -1)).all(axis=1)
-        arrays[name].append(values)
-        avail[name] = ok
-    for k, start in enumerate(grid.starts):
-        row = {"subject": rec.subject, "session": rec.session, "trial": rec.trial,
-               "window": k, "onset_s": float(start), "stimulus": rec.stimulus,
-               **{r: rec.rating(r) for r in RATING_NAMES},
-               "native_label": -1 if rec.native_label is None else rec.native_label}
-        row.update({f"avail_{name}": bool(avail[name][k]) for name in plan})
-        rows.append(row)
-    return ""
+                absent.append(name)
+                continue
+            blocks = [np.full((p, *shape), np.nan) if isinstance(p, int) else p for p in parts]
+            stacked = np.concatenate(blocks, axis=0).astype(np.float32)
+            tensors[name] = torch.from_numpy(np.ascontiguousarray(stacked))
+        return tensors, absent
 
-
-def _probe_shape(name: str, form: dict, grid: _Grid, opts: dict) -> tuple[int, ...]:
-    """Shape of a form for a trial where its source is missing and no earlier trial had it."""
-    from affectlab.datasets.openface import FACE_MODALITIES
-
-    if form["form"] == "face":
-        return (len(FACE_MODALITIES[form["source"]]),)
-    if form["form"] == "face_series":
-        return (int(round(grid.window_s / opts["face_step_s"])),
-                len(FACE_MODALITIES[form["source"]]))
-    raise DatasetFormatError(name, f"modality {name} is missing in the first trial; its shape "
-                             "cannot be known", "the first trial of a dataset to hold it")
+    def missing_counts(self) -> dict[str, dict[str, int]]:
+        return {name: {"absent_trials": self.absent_trials[name],
+                       "absent_windows": self.absent_windows[name],
+                       "invalid_windows": self.invalid_windows[name]} for name in self.plan}
 
 
 def _describe(form: dict) -> str:

@@ -95,13 +95,7 @@ def plot_run(run_dir: str | Path, out: Path) -> list[Path]:
 
     subjects = summary.get("per_subject", {})
     if subjects:
-        fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(subjects) + 2), 3))
-        keys = sorted(subjects, key=lambda s: int(s) if s.isdigit() else s)
-        ax.bar(keys, [subjects[k]["accuracy"] for k in keys], color="tab:blue")
-        ax.axhline(1 / n, color="grey", linestyle="--", label="chance")
-        ax.set(xlabel="subject", ylabel="accuracy", ylim=(0, 1), title=f"{name}: per subject")
-        ax.legend()
-        paths.append(_save(fig, out / f"{name}_subjects.png"))
+        paths.append(_subject_plot(plt, summary, name, n, out))
 
     if "uncertainty" in predictions:
         correct = predictions["y_true"] == predictions["y_pred"]
@@ -113,6 +107,26 @@ def plot_run(run_dir: str | Path, out: Path) -> list[Path]:
         ax.legend()
         paths.append(_save(fig, out / f"{name}_uncertainty.png"))
     return paths
+
+
+def _subject_plot(plt, summary: dict, name: str, n_classes: int, out: Path) -> Path:
+    """Accuracy per subject; subjects the runner dropped entirely are shown as absent."""
+    subjects = summary["per_subject"]
+    dropped = [str(s) for s in (summary.get("dropped") or {}).get("subjects", [])]
+    keys = sorted({*subjects, *dropped}, key=lambda s: (0, int(s)) if s.isdigit() else (1, s))
+    fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(keys) + 2), 3))
+    ax.bar(keys, [subjects[k]["accuracy"] if k in subjects else 0.0 for k in keys],
+           color="tab:blue")
+    for k in dropped:
+        ax.text(keys.index(k), 0.02, "dropped", rotation=90, ha="center", va="bottom",
+                color="tab:red", fontsize=8)
+    ax.axhline(1 / n_classes, color="grey", linestyle="--", label="chance")
+    title = f"{name}: per subject"
+    if dropped:
+        title += f" ({len(dropped)} dropped: no usable windows)"
+    ax.set(xlabel="subject", ylabel="accuracy", ylim=(0, 1), title=title)
+    ax.legend()
+    return _save(fig, out / f"{name}_subjects.png")
 
 
 def _save(fig, path: Path) -> Path:

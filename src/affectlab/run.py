@@ -26,18 +26,20 @@ import affectlab
 from affectlab import evaluation
 from affectlab.data import WindowSet
 from affectlab.errors import AffectlabError, ConfigError
-from affectlab.labels import Labels, make_labels
+from affectlab.labels import Labels, default_scheme, make_labels
 from affectlab.methods import METHODS, Method, Predictions, Split, build_config
 from affectlab.protocols import PROTOCOLS, Fold, check_classes, create_protocol
 from affectlab.training import pick_device
 
 log = logging.getLogger("affectlab.run")
+data_log = logging.getLogger("affectlab.data")   # no handler: warnings reach stderr
 OPTION_GROUPS = ("method", "protocol", "data")
 
 
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scheme: str = "binary_valence"
+    scheme: str | None = Field(None, description="label scheme (default: native for the SEED "
+                               "family, binary_valence for rating datasets)")
     threshold: float | None = None
 
 
@@ -59,7 +61,8 @@ class RunConfig(BaseModel):
     protocol: str = "subject_dependent"
     labels: LabelConfig = Field(default_factory=LabelConfig)
     preset: str | None = Field(None, description="data preset (default: the method's)")
-    method_preset: str = "paper"
+    method_preset: str = Field("default", description="method hyper-parameters: default | "
+                               "paper | fast (a smoke test)")
     modalities: list[str] | None = Field(None, description="modalities to use (default: all)")
     seed: int = 0
     device: str = "auto"
@@ -148,6 +151,7 @@ class Plan:
     cache_path: Path | None
     leaky: bool
     n_dropped: dict[str, int]
+    losses: dict[str, Any]
 
     @property
     def run_name(self) -> str:
@@ -162,6 +166,10 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
     from affectlab.presets import prepare
 
     method_cls = METHODS.get(cfg.method)       # importing affectlab.methods registered them
+    if cfg.labels.scheme is None:
+        labels_cfg = LabelConfig(scheme=default_scheme(cfg.dataset),
+                                 threshold=cfg.labels.threshold)
+        cfg = cfg.model_copy(update={"labels": labels_cfg})
     PROTOCOLS.get(cfg.protocol)                    # an unknown name lists the valid ones
     if method_cls.protocols is not None and cfg.protocol not in method_cls.protocols:
         raise ConfigError("protocol", f"{cfg.method} supports {', '.join(method_cls.protocols)}; "
@@ -185,7 +193,11 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
     if cfg.modalities:
         windows = windows.select_modalities(cfg.modalities)
     labels = make_labels(windows.meta, cfg.dataset, cfg.labels.scheme, cfg.labels.threshold)
-    keep, dropped = _usable(windows, labels, protocol)
+    used = method_cls.used_modalities(method_config, windows.names)
+    keep, dropped = _usable(windows, labels, used)
+    losses = data_losses(windows, keep, dropped, used)
+    if losses["subjects"] or losses["windows"]:
+        data_log.warning("%s", losses_line(losses))
     windows = windows.subset(keep)
     y = labels.y[keep]
     labels = Labels(y, labels.classes, labels.scheme)
@@ -201,20 +213,58 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
                 raise ConfigError("protocol.modalities", f"'{name}' is not in the data; "
                                   f"available: {', '.join(windows.names)}")
     return Plan(cfg, method_cls, method_config, windows, labels, folds, preset, cache_path,
-                protocol.leaky, dropped)
+                protocol.leaky, dropped, losses)
 
 
-def _usable(windows: WindowSet, labels: Labels, protocol) -> tuple[np.ndarray, dict[str, int]]:
-    """Windows with a defined label and every used modality available (counted when dropped)."""
+def _usable(windows: WindowSet, labels: Labels,
+            used: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Windows with a defined label and every modality the method uses available; the drops
+    are counted per reason (a window missing two modalities counts under the first)."""
     ok = labels.defined.copy()
     dropped = {"undefined_label": int((~labels.defined).sum())}
-    for name in windows.names:
+    for name in used:
         avail = windows.available(name)
         dropped[f"missing_{name}"] = int((ok & ~avail).sum())
         ok &= avail
     if not ok.any():
-        raise AffectlabError(f"no usable windows: {dropped}")
+        raise AffectlabError(f"no usable windows: every window lacks a label or one of the "
+                             f"modalities the method uses ({', '.join(used)}): {dropped}")
     return np.flatnonzero(ok), {k: v for k, v in dropped.items() if v}
+
+
+def data_losses(windows: WindowSet, keep: np.ndarray, dropped: dict[str, int],
+                used: list[str]) -> dict[str, Any]:
+    """What the runner dropped, and why: windows per reason, whole trials and subjects lost,
+    windows lost per subject that keeps some; plus what the data preset already counted."""
+    meta = windows.meta
+    kept = np.zeros(len(meta), bool)
+    kept[keep] = True
+    trial_cols = ["subject", "session", "trial"]
+    per_trial = pd.Series(kept).groupby([meta[c].to_numpy() for c in trial_cols]).any()
+    per_subject = pd.Series(kept).groupby(meta["subject"].to_numpy())
+    lost_subjects = sorted(int(s) for s, any_kept in per_subject.any().items() if not any_kept)
+    partial = {int(s): int(n - k) for (s, n), k in zip(per_subject.size().items(),
+                                                         per_subject.sum(), strict=True)
+               if 0 < k < n}
+    return {"modalities_used": list(used), "windows_before": len(meta),
+            "windows": int(len(meta) - len(keep)), "by_reason": dropped,
+            "trials": int((~per_trial).sum()), "subjects": lost_subjects,
+            "subjects_partial": partial,
+            "preset_missing": windows.description.get("missing", {}),
+            "trials_without_windows": windows.description.get("trials_without_windows", {}),
+            "absent_modalities": windows.description.get("absent_modalities", [])}
+
+
+def losses_line(losses: dict[str, Any]) -> str:
+    """One sentence for the console and summary.md."""
+    reasons = ", ".join(f"{k.removeprefix('missing_')}: {v}" if k.startswith("missing_")
+                        else f"{k}: {v}" for k, v in losses["by_reason"].items())
+    text = (f"dropped {losses['windows']} of {losses['windows_before']} windows "
+            f"({reasons or 'none'}); {losses['trials']} trial(s) entirely")
+    if losses["subjects"]:
+        text += (f"; {len(losses['subjects'])} subject(s) entirely: "
+                 f"{', '.join(map(str, losses['subjects']))}")
+    return text + f" (the method uses {', '.join(losses['modalities_used'])})"
 
 
 # --------------------------------------------------------------------------- one fold
@@ -513,6 +563,7 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
         "metrics": evaluation.aggregate(per_fold, names),
         "per_subject": evaluation.per_subject(predictions),
         "n_windows": len(plan.windows), "dropped_windows": plan.n_dropped,
+        "dropped": plan.losses,
         "data_preset": plan.preset, "forms": plan.windows.description.get("forms", {}),
         "seed": plan.cfg.seed, "config": resolved_config(plan),
         "version": affectlab.__version__,
@@ -545,6 +596,9 @@ def summary_markdown(summary: dict) -> str:
     """A readable summary: header, flags, per-fold table and mean +- std."""
     lines = [f"# {summary['method']} on {summary['dataset']} — {summary['protocol']} "
              f"({summary['label_scheme']})", ""]
+    losses = summary.get("dropped") or {}
+    if losses.get("subjects"):
+        lines += [f"**Subjects dropped**: {losses_line(losses)}.", ""]
     if summary["leaky"]:
         lines += ["**LEAKY protocol**: windows of one trial are on both sides of the split; the "
                   "figures below overestimate generalisation.", ""]
@@ -565,12 +619,29 @@ def summary_markdown(summary: dict) -> str:
                       f"{_fmt(o['mean'])} ± {_fmt(o['std'])}"]
     lines += ["", f"{summary['n_folds']} folds, seed {summary['seed']}, affectlab "
                   f"{summary['version']}, data preset `{summary['data_preset']}`."]
-    if summary["dropped_windows"]:
-        lines.append(f"Dropped windows: {summary['dropped_windows']}.")
+    if losses.get("windows") and not losses.get("subjects"):
+        lines.append(f"Data: {losses_line(losses)}.")
+    lines += _missing_lines(losses)
     for failure in summary.get("failed_folds", []):
         lines.append(f"**Fold {failure['index']} ({failure['fold']}) FAILED**: "
                      f"{failure['error']} (see folds/{failure['index']:03d}/error.txt).")
     return "\n".join(lines) + "\n"
+
+
+def _missing_lines(losses: dict) -> list[str]:
+    """What the data preset marked missing (before the runner's drop), per modality."""
+    lines = []
+    for name, counts in losses.get("preset_missing", {}).items():
+        if counts.get("absent_windows") or counts.get("invalid_windows"):
+            lines.append(f"Missing {name}: absent in {counts['absent_trials']} trial(s) "
+                         f"({counts['absent_windows']} windows), non-finite / untracked in "
+                         f"{counts['invalid_windows']} windows.")
+    if losses.get("trials_without_windows"):
+        lines.append(f"Trials without windows: {losses['trials_without_windows']}.")
+    if losses.get("absent_modalities"):
+        lines.append(f"Absent from every recording (left out): "
+                     f"{', '.join(losses['absent_modalities'])}.")
+    return lines
 
 
 def _fmt(value: float | None) -> str:

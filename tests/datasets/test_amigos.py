@@ -1,7 +1,9 @@
-"""AMIGOS reader: synthetic round trip, layouts, long videos, label order, face and bad input."""
+"""AMIGOS reader: synthetic round trip, layouts, long videos, label order, face, the release's
+nuisances (NaN peripheral columns, empty cells, untracked faces) and bad input."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,6 +13,7 @@ import scipy.io
 from affectlab.datasets import amigos, get_spec, iter_recordings
 from affectlab.datasets.base import check_recording
 from affectlab.errors import ConfigError, DatasetFormatError
+from affectlab.presets import prepare
 
 FACE = {"face_au", "face_landmarks", "gaze"}
 
@@ -18,6 +21,27 @@ FACE = {"face_au", "face_landmarks", "gaze"}
 @pytest.fixture(scope="module")
 def amigos_root(synthetic_root):
     return synthetic_root("amigos", n_subjects=3, seconds=4)
+
+
+@pytest.fixture(scope="module")
+def manifest(amigos_root):
+    return json.loads((amigos_root.parent / "manifest.json").read_text())["amigos"]
+
+
+@pytest.fixture(scope="module")
+def gaps(manifest):
+    """The NaN nuisances written, by kind ("short gap", "long gap", "whole trial")."""
+    return {gap["kind"]: gap for gap in manifest["nuisances"]["nan_peripheral"]}
+
+
+def _unavailable(windows, name):
+    """{(subject, trial): [window, ...]} of the windows where ``name`` is not available."""
+    meta = windows.meta[~windows.available(name)]
+    out: dict[tuple[int, int], list[int]] = {}
+    for subject, trial, window in zip(meta["subject"], meta["trial"], meta["window"],
+                                      strict=True):
+        out.setdefault((int(subject), int(trial)), []).append(int(window))
+    return out
 
 
 def _copy(amigos_root, tmp_path):
@@ -62,13 +86,17 @@ def test_face_present_and_missing(amigos_root):
 def test_long_videos_option_and_empty_cells(amigos_root):
     recordings = list(iter_recordings("amigos", amigos_root, long_videos=True))
     trials = {s: [r.trial for r in recordings if r.subject == s] for s in (1, 2, 3)}
-    assert trials[1] == trials[3] == list(range(1, 21))
-    assert trials[2] == list(range(1, 17))                   # cells 17-20 are empty (0x0)
-    long = [r for r in recordings if r.trial > 16]
+    assert trials[1] == trials[2] == trials[3] == list(range(1, 21))
+    # subject 2's cells 17-20 are empty (0x0): listed, yielded without data, never silent
+    empty = [r for r in recordings if r.skipped]
+    assert [(r.subject, r.trial, r.skipped) for r in empty] == [
+        (2, t, "empty cell") for t in range(17, 21)]
+    assert all(not r.streams and not r.ratings for r in empty)
+    long = [r for r in recordings if r.trial > 16 and not r.skipped]
     assert {r.stimulus for r in long if r.subject == 1} == {"videoN1", "videoP1", "videoB1",
                                                             "videoU1"}
     assert long[0].streams["eeg"].n_times == (5 + 6) * 128
-    for rec in long:
+    for rec in recordings:
         check_recording(rec, get_spec("amigos"))
 
 
@@ -151,15 +179,59 @@ def test_wrong_cell_content(amigos_root, tmp_path, variable, value, pattern):
         list(iter_recordings("amigos", root, subjects=[1]))
 
 
-def test_wrong_number_of_cells(amigos_root, tmp_path):
+@pytest.mark.parametrize("variable", ["joined_data", "labels_selfassessment", "VideoIDs",
+                                      "labels_ext_annotation"])
+def test_mismatching_cell_counts_name_the_file(amigos_root, tmp_path, variable):
     root = _copy(amigos_root, tmp_path)
 
     def drop_cells(content):
-        content["joined_data"] = content["joined_data"][:, :16]
+        content[variable] = content[variable][:, :19]
 
     _edit(root / "Data_Preprocessed_P01.mat", drop_cells)
-    with pytest.raises(DatasetFormatError, match="variable 'joined_data'.*1x20 cell"):
+    with pytest.raises(DatasetFormatError) as info:
         list(iter_recordings("amigos", root, subjects=[1]))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(root / "Data_Preprocessed_P01.mat"))
+    assert "different numbers of cells" in message and f"'{variable}' 19" in message
+    assert "'joined_data' 20" in message or variable == "joined_data"
+
+
+def test_cell_count_comes_from_the_file(amigos_root, tmp_path):
+    root = _copy(amigos_root, tmp_path)
+
+    def keep_cells(count):
+        def change(content):
+            for name in amigos.VARIABLES + amigos.CHECKED_VARIABLES:
+                content[name] = content[name][:, :count]
+        return change
+
+    _edit(root / "Data_Preprocessed_P01.mat", keep_cells(10))      # short videos only
+    _edit(root / "Data_Preprocessed_P03.mat", keep_cells(18))      # two long videos
+    trials = [r.trial for r in iter_recordings("amigos", root, subjects=[1], long_videos=True)]
+    assert trials == list(range(1, 11))
+    recordings = list(iter_recordings("amigos", root, subjects=[3], long_videos=True))
+    assert [r.trial for r in recordings] == list(range(1, 19))
+    assert len(list(iter_recordings("amigos", root, subjects=[3]))) == 16
+    # labels_ext_annotation is not read: a file without it reads
+    _edit(root / "Data_Preprocessed_P02.mat", lambda c: c.pop("labels_ext_annotation"))
+    assert len(list(iter_recordings("amigos", root, subjects=[2]))) == 16
+
+
+def test_writer_with_fewer_trials(tmp_path):
+    manifest = amigos.write_synthetic(tmp_path / "a", n_subjects=2, seconds=2, n_trials=18)
+    recordings = list(iter_recordings("amigos", tmp_path / "a", long_videos=True))
+    assert [r.trial for r in recordings if r.subject == 1] == list(range(1, 19))
+    assert [r.skipped for r in recordings if r.subject == 2][16:] == ["empty cell"] * 2
+    assert manifest["n_trials"] == 18
+    manifest = amigos.write_synthetic(tmp_path / "b", n_subjects=2, seconds=2, n_trials=6)
+    recordings = list(iter_recordings("amigos", tmp_path / "b", long_videos=True))
+    assert [r.trial for r in recordings] == [*range(1, 7)] * 2
+    windows, _ = prepare("amigos", tmp_path / "b", "default", use_cache=False)
+    expected = manifest["expected"]
+    assert (len(windows), windows.meta["trial"].nunique()) == (expected["windows"], 6)
+    assert windows.description["missing"]["pps"] == expected["missing"]["pps"]
+    with pytest.raises(ConfigError, match="n_trials"):
+        amigos.write_synthetic(tmp_path / "c", n_subjects=1, n_trials=21)
 
 
 def test_self_assessment_columns_arousal_first(amigos_root, tmp_path):
@@ -170,31 +242,93 @@ def test_self_assessment_columns_arousal_first(amigos_root, tmp_path):
     assert rec.ratings == {"arousal": 2.0, "valence": 8.0, "dominance": 3.0, "liking": 4.0}
 
 
-def test_empty_labels_cell_skips_the_trial(amigos_root, tmp_path):
+def test_empty_labels_cell_is_yielded_as_skipped_and_counted(amigos_root, tmp_path):
     root = _copy(amigos_root, tmp_path)
     _edit(root / "Data_Preprocessed_P01.mat",
           _set_cell("labels_selfassessment", 17, np.zeros((0, 0))))
-    trials = [r.trial for r in iter_recordings("amigos", root, subjects=[1], long_videos=True)]
-    assert trials == [*range(1, 18), 19, 20]
+    _edit(root / "Data_Preprocessed_P02.mat",
+          _set_cell("labels_selfassessment", 2, np.zeros((0, 0))))
+    recordings = list(iter_recordings("amigos", root, subjects=[1], long_videos=True))
+    assert [r.trial for r in recordings] == list(range(1, 21))
+    assert [(r.trial, r.skipped) for r in recordings if r.skipped] == [
+        (18, "no self-assessment")]
+    windows, _ = prepare("amigos", root, "default", {"subjects": [2]}, use_cache=False)
+    assert windows.description["trials_without_windows"] == {"no self-assessment": 1}
+    assert 3 not in set(windows.meta["trial"]) and windows.meta["trial"].nunique() == 15
 
 
-def test_nan_in_gsr_raises_or_marks_only_gsr(amigos_root, tmp_path):
-    root = _copy(amigos_root, tmp_path)
-
-    def nan_in_gsr(content):
-        content["joined_data"][0, 2][700, 16] = np.nan
-
-    _edit(root / "Data_Preprocessed_P01.mat", nan_in_gsr)
-    with pytest.raises(DatasetFormatError,
-                       match=r"Data_Preprocessed_P01.mat.*joined_data\{3\}\(:, 17\)' \(gsr\)"
-                             r".*NaN"):
-        list(iter_recordings("amigos", root, subjects=[1]))
-    recordings = list(iter_recordings("amigos", root, subjects=[1], nan_policy="mark_missing"))
-    assert recordings[2].missing == {"gsr"}
-    assert {"eeg", "ecg", "face_au"} <= set(recordings[2].streams)
-    assert "gsr" in recordings[1].streams
-    for rec in recordings:
+def test_default_marks_exactly_the_nan_windows_missing(amigos_root, manifest, gaps):
+    assert set(gaps) == {"short gap", "long gap", "whole trial"}
+    windows, _ = prepare("amigos", amigos_root, "default", use_cache=False)
+    lost = _unavailable(windows, "pps")
+    whole = gaps["whole trial"]
+    assert lost.pop((whole["subject"], whole["trial"])) == whole["windows"] == [0, 1, 2, 3]
+    assert lost == {(gap["subject"], gap["trial"]): gap["windows"]
+                    for gap in (gaps["short gap"], gaps["long gap"])}
+    assert windows.description["missing"]["pps"] == manifest["expected"]["missing"]["pps"]
+    assert windows.available("eeg").all()
+    # the reader flags exactly the NaN rows, interpolating values for the filters
+    recordings = {(r.subject, r.trial): r for r in iter_recordings("amigos", amigos_root)}
+    for kind, gap in gaps.items():
+        rec = recordings[gap["subject"], gap["trial"]]
+        n_rows = gap["rows"][1] - gap["rows"][0]
+        assert rec.nonfinite[gap["modality"]] == {"nonfinite": n_rows, "interpolated": 0}
+        if kind == "whole trial":          # only that modality is lost, for that trial only
+            assert rec.missing - FACE == {"ecg"} and {"eeg", "gsr"} <= set(rec.streams)
+            continue
+        stream = rec.streams[gap["modality"]]
+        assert np.isfinite(stream.data).all()
+        np.testing.assert_array_equal(np.flatnonzero(~stream.valid), np.arange(*gap["rows"]))
         check_recording(rec, get_spec("amigos"))
+
+
+def test_interpolate_fills_the_short_gap_only(amigos_root, gaps):
+    short, long = gaps["short gap"], gaps["long gap"]
+    assert short["seconds"] < 0.5 < long["seconds"]
+    windows, _ = prepare("amigos", amigos_root, "default", {"nan_policy": "interpolate"},
+                         use_cache=False)
+    lost = _unavailable(windows, "pps")
+    whole = gaps["whole trial"]
+    assert lost.pop((whole["subject"], whole["trial"])) == whole["windows"]
+    assert lost == {(long["subject"], long["trial"]): long["windows"]}
+    recordings = {(r.subject, r.trial): r
+                  for r in iter_recordings("amigos", amigos_root, nan_policy="interpolate")}
+    rec = recordings[short["subject"], short["trial"]]
+    n_short = short["rows"][1] - short["rows"][0]
+    assert rec.nonfinite["ecg"] == {"nonfinite": n_short, "interpolated": n_short}
+    assert rec.streams["ecg"].valid.all()
+    rec = recordings[long["subject"], long["trial"]]
+    assert rec.nonfinite["gsr"]["interpolated"] == 0
+    assert (~rec.streams["gsr"].valid).sum() == long["rows"][1] - long["rows"][0]
+
+
+def test_nan_policy_raise_names_the_file_and_columns(amigos_root, gaps):
+    short = gaps["short gap"]
+    with pytest.raises(DatasetFormatError) as info:
+        list(iter_recordings("amigos", amigos_root, subjects=[short["subject"]],
+                             nan_policy="raise"))
+    message = str(info.value)
+    assert "\n" not in message
+    n_rows = short["rows"][1] - short["rows"][0]
+    assert message.startswith(str(amigos_root / f"Data_Preprocessed_P{short['subject']:02d}"
+                                                f".mat: key 'joined_data{{{short['trial']}}}"
+                                                f"(:, 15:16)' (ecg) holds {n_rows} non-finite"))
+
+
+def test_untracked_face_windows_are_marked_missing(amigos_root, manifest):
+    nuisances = manifest["nuisances"]
+    assert len(nuisances["face_tracking_failures"]) == 4          # two per subject with face
+    for failure in nuisances["face_tracking_failures"]:
+        start, stop = failure["seconds"]
+        assert stop - start >= 2.0 and failure["untracked_windows"]
+    windows, _ = prepare("amigos", amigos_root, "all", use_cache=False)
+    face = windows.description["missing"]["face_au"]
+    assert face["invalid_windows"] == nuisances["untracked_face_windows"]
+    assert face["absent_trials"] == 16 + 1                         # subject 3, subject 1 cell 5
+    lost = _unavailable(windows, "face_au")
+    for failure in nuisances["face_tracking_failures"]:
+        assert set(failure["untracked_windows"]) <= set(lost[failure["subject"],
+                                                             failure["trial"]])
 
 
 def test_nan_rating_raises_or_skips(amigos_root, tmp_path):
@@ -205,6 +339,16 @@ def test_nan_rating_raises_or_skips(amigos_root, tmp_path):
 
     _edit(root / "Data_Preprocessed_P01.mat", nan_valence)
     with pytest.raises(DatasetFormatError, match=r"labels_selfassessment\{4\}' \(ratings\)"):
-        list(iter_recordings("amigos", root, subjects=[1]))
-    recordings = list(iter_recordings("amigos", root, subjects=[1], nan_policy="mark_missing"))
-    assert 4 not in [r.trial for r in recordings] and len(recordings) == 15
+        list(iter_recordings("amigos", root, subjects=[1], nan_policy="raise"))
+    recordings = list(iter_recordings("amigos", root, subjects=[1]))
+    assert len(recordings) == 16
+    assert [(r.trial, r.skipped) for r in recordings if r.skipped] == [(4, "NaN self-assessment")]
+
+
+def test_clean_copy_has_no_nuisances(tmp_path):
+    manifest = amigos.write_synthetic(tmp_path / "a", n_subjects=2, seconds=2, nuisances=False)
+    assert manifest["nuisances"] == {}
+    recordings = list(iter_recordings("amigos", tmp_path / "a", long_videos=True))
+    assert len(recordings) == 2 * 20 and not any(r.skipped or r.missing or r.nonfinite
+                                                 for r in recordings)
+    assert all(r.streams["face_au"].valid.all() for r in recordings)

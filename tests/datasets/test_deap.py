@@ -91,19 +91,57 @@ def test_bad_content(deap_root, tmp_path, content, pattern):
         list(iter_recordings("deap", root, subjects=[1]))
 
 
-def test_nan_raises_or_marks_missing(deap_root, tmp_path):
+def test_nan_marks_the_windows_missing_by_default(deap_root, tmp_path):
+    from affectlab.presets import prepare
+
     root = _copy(deap_root, tmp_path)
     path = root / "data_preprocessed_python" / "s01.dat"
     with open(path, "rb") as handle:
         content = pickle.load(handle, encoding="latin1")
-    content["data"][2, 36, 500] = np.nan          # GSR of video 3
+    onset = 3 * 128
+    content["data"][2, 36, onset + 130] = np.nan          # GSR of video 3, second 2
+    content["data"][4, 36, :] = np.inf                    # GSR of video 5, all of it
     with open(path, "wb") as handle:
         pickle.dump(content, handle, protocol=2)
-    with pytest.raises(DatasetFormatError, match=r"s01.dat.*data\[2, 36:37\].*NaN"):
-        list(iter_recordings("deap", root, subjects=[1]))
-    recordings = list(iter_recordings("deap", root, subjects=[1], nan_policy="mark_missing"))
-    assert "gsr" in recordings[2].missing and "gsr" not in recordings[2].streams
-    assert "gsr" in recordings[1].streams
+    with pytest.raises(DatasetFormatError, match=r"s01.dat.*data\[2, 36:37\].*1 non-finite"):
+        list(iter_recordings("deap", root, subjects=[1], nan_policy="raise"))
+    recordings = list(iter_recordings("deap", root, subjects=[1]))
+    gsr = recordings[2].streams["gsr"]
+    assert np.isfinite(gsr.data).all() and (~gsr.valid).sum() == 1
+    assert recordings[2].nonfinite["gsr"] == {"nonfinite": 1, "interpolated": 0}
+    assert "gsr" in recordings[4].missing and "gsr" not in recordings[4].streams
+    windows, _ = prepare("deap", root, "default", {"subjects": [1]}, use_cache=False)
+    pps = windows.available("pps")
+    meta = windows.meta
+    assert not pps[(meta["trial"] == 3).to_numpy() & (meta["window"] == 1).to_numpy()].any()
+    assert pps[(meta["trial"] == 3).to_numpy()].sum() == 3      # 4 windows, 1 lost
+    assert not pps[(meta["trial"] == 5).to_numpy()].any()
+    assert windows.description["missing"]["pps"] == {
+        "absent_trials": 1, "absent_windows": 4, "invalid_windows": 1}
+    assert windows.available("eeg").all()
+    filled = list(iter_recordings("deap", root, subjects=[1], nan_policy="interpolate"))
+    assert filled[2].streams["gsr"].valid.all()
+    assert filled[2].nonfinite["gsr"] == {"nonfinite": 1, "interpolated": 1}
+
+
+def test_a_copy_with_16_trials_reads(tmp_path):
+    from affectlab.datasets import deap
+    from affectlab.presets import prepare
+
+    entry = deap.write_synthetic(tmp_path / "deap", n_subjects=2, seconds=2, n_trials=16)
+    recordings = list(iter_recordings("deap", tmp_path / "deap"))
+    assert len(recordings) == 2 * 16 and {r.trial for r in recordings} == set(range(1, 17))
+    windows, _ = prepare("deap", tmp_path / "deap", "default", use_cache=False)
+    assert len(windows) == entry["expected"]["windows"] == 2 * 16 * 2
+
+
+def test_data_and_labels_must_agree(deap_root, tmp_path):
+    root = _copy(deap_root, tmp_path)
+    with open(root / "data_preprocessed_python" / "s02.dat", "wb") as handle:
+        pickle.dump({"data": np.zeros((16, 40, 1000)), "labels": np.zeros((15, 4))}, handle,
+                    protocol=2)
+    with pytest.raises(DatasetFormatError, match=r"s02.dat.*16 trials and 'labels' 15"):
+        list(iter_recordings("deap", root, subjects=[2]))
 
 
 def test_unknown_dataset():

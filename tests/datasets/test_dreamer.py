@@ -1,7 +1,9 @@
-"""DREAMER reader: synthetic round trip, the MATLAB struct layout, and bad input."""
+"""DREAMER reader: synthetic round trip, the MATLAB struct layout, sizes taken from the file,
+the release's nuisances (DC offset, artefacts), NaN handling and bad input."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,7 +13,8 @@ import scipy.io
 from affectlab.datasets import dreamer, get_spec, iter_recordings
 from affectlab.datasets.base import check_recording
 from affectlab.datasets.channels import EMOTIV_EEG
-from affectlab.errors import DatasetFormatError
+from affectlab.errors import ConfigError, DatasetFormatError
+from affectlab.presets import prepare
 
 FIELDS = ["Data", "EEG_SamplingRate", "ECG_SamplingRate", "EEG_Electrodes", "noOfSubjects",
           "noOfVideoSequences", "Disclaimer", "Provider", "Version", "Acknowledgement"]
@@ -178,22 +181,104 @@ def test_wrong_number_of_scores(dreamer_root, tmp_path):
         _subject(top)["ScoreDominance"][0, 0] = np.ones((17, 1), np.uint8)
 
     _edit(root, short_scores)
-    with pytest.raises(DatasetFormatError, match="ScoreDominance' has 17 values"):
+    with pytest.raises(DatasetFormatError, match="ScoreDominance' has 17 values but "
+                                                 r"'DREAMER.Data\{1\}.EEG.stimuli' 18"):
         list(iter_recordings("dreamer", root))
 
 
-def test_nan_raises_or_marks_missing(dreamer_root, tmp_path):
+@pytest.mark.parametrize("field, part", [("EEG", "baseline"), ("ECG", "baseline"),
+                                         ("ECG", "stimuli")])
+def test_mismatching_cell_counts_name_the_field(dreamer_root, tmp_path, field, part):
+    root = _copy(dreamer_root, tmp_path)
+
+    def drop_cell(top):
+        struct = _subject(top, 1)[field][0, 0]
+        struct[part][0, 0] = struct[part][0, 0][:17]
+
+    _edit(root, drop_cell)
+    with pytest.raises(DatasetFormatError) as info:
+        list(iter_recordings("dreamer", root))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(root / "DREAMER.mat"))
+    assert f"'DREAMER.Data{{2}}.{field}.{part}' has 17 cells but " \
+        "'DREAMER.Data{2}.EEG.stimuli' 18" in message
+
+
+def test_trial_count_comes_from_the_stimuli_cells(dreamer_root, tmp_path):
+    root = _copy(dreamer_root, tmp_path)
+
+    def keep_twelve(top):
+        subject = _subject(top, 2)
+        for field in ("EEG", "ECG"):
+            for part in ("baseline", "stimuli"):
+                subject[field][0, 0][part][0, 0] = subject[field][0, 0][part][0, 0][:12]
+        for score in ("ScoreValence", "ScoreArousal", "ScoreDominance"):
+            subject[score][0, 0] = subject[score][0, 0][:12]
+
+    _edit(root, keep_twelve)
+    trials = {s: [r.trial for r in iter_recordings("dreamer", root, subjects=[s])]
+              for s in (1, 3)}
+    assert trials == {1: list(range(1, 19)), 3: list(range(1, 13))}
+
+
+def test_writer_with_fewer_trials(tmp_path):
+    manifest = dreamer.write_synthetic(tmp_path / "d", n_subjects=2, seconds=2, n_trials=5)
+    recordings = list(iter_recordings("dreamer", tmp_path / "d"))
+    assert [(r.subject, r.trial) for r in recordings] == [(s, t) for s in (1, 2)
+                                                          for t in range(1, 6)]
+    windows, _ = prepare("dreamer", tmp_path / "d", "default", use_cache=False)
+    assert len(windows) == manifest["expected"]["windows"] == 2 * 5 * 2
+    with pytest.raises(ConfigError, match="n_trials"):
+        dreamer.write_synthetic(tmp_path / "e", n_subjects=1, n_trials=0)
+
+
+def test_nuisances_recorded_and_clean_copy(dreamer_root, tmp_path):
+    entry = json.loads((dreamer_root.parent / "manifest.json").read_text())["dreamer"]
+    nuisances = entry["nuisances"]
+    assert set(nuisances) == {"eeg_dc_offset_uv", "artefact_trials"}
+    low, high = nuisances["eeg_dc_offset_uv"]["range_per_subject"]["1"]
+    eeg = next(iter_recordings("dreamer", dreamer_root)).streams["eeg"]
+    assert low - 200 < eeg.data.mean(axis=1).min() and eeg.data.mean(axis=1).max() < high + 200
+    assert nuisances["artefact_trials"] and all(
+        t["noisy"] == ({"subject": t["subject"], "trial": t["trial"]}
+                       in nuisances["artefact_trials"]) for t in entry["trials"])
+    clean = dreamer.write_synthetic(tmp_path / "c", n_subjects=1, seconds=2, nuisances=False)
+    assert clean["nuisances"] == {} and not any(t["noisy"] for t in clean["trials"])
+    eeg = next(iter_recordings("dreamer", tmp_path / "c")).streams["eeg"]
+    assert abs(eeg.data.mean()) < 50                                # no DC offset
+
+
+def test_nan_is_marked_missing_by_default_or_raises(dreamer_root, tmp_path):
     root = _copy(dreamer_root, tmp_path)
 
     def nan_in_ecg(top):
-        _subject(top)["ECG"][0, 0]["stimuli"][0, 0][2, 0][10, 1] = np.nan
+        _subject(top)["ECG"][0, 0]["stimuli"][0, 0][2, 0][10, 1] = np.nan       # second 0
+        _subject(top)["ECG"][0, 0]["stimuli"][0, 0][4, 0][:, :] = np.nan        # the clip
+        for part in ("baseline", "stimuli"):                                     # all of it
+            _subject(top)["ECG"][0, 0][part][0, 0][5, 0][:, :] = np.nan
 
     _edit(root, nan_in_ecg)
-    with pytest.raises(DatasetFormatError,
-                       match=r"DREAMER.mat.*Data\{1\}.ECG.stimuli\{3\}' \(ecg\).*NaN"):
-        list(iter_recordings("dreamer", root, subjects=[1]))
-    recordings = list(iter_recordings("dreamer", root, subjects=[1], nan_policy="mark_missing"))
-    assert recordings[2].missing == {"ecg"} and "eeg" in recordings[2].streams
-    assert "ecg" in recordings[1].streams
+    with pytest.raises(DatasetFormatError) as info:
+        list(iter_recordings("dreamer", root, subjects=[1], nan_policy="raise"))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(
+        str(root / "DREAMER.mat") + r": key 'DREAMER.Data{1}.ECG.baseline/stimuli{3}' (ecg) "
+        "holds 1 non-finite samples")
+    recordings = list(iter_recordings("dreamer", root, subjects=[1]))
+    ecg = recordings[2].streams["ecg"]
+    assert np.isfinite(ecg.data).all()
+    assert np.flatnonzero(~ecg.valid).tolist() == [4 * 256 + 10]     # after the 4 s baseline
+    assert not recordings[4].streams["ecg"].valid[4 * 256:].any()      # baseline kept
+    assert recordings[5].missing == {"ecg"} and "eeg" in recordings[5].streams
+    assert "ecg" in recordings[1].streams and recordings[1].streams["ecg"].valid is None
     for rec in recordings:
         check_recording(rec, get_spec("dreamer"))
+    windows, _ = prepare("dreamer", root, "default", {"subjects": [1]}, use_cache=False)
+    meta = windows.meta[~windows.available("pps")]
+    assert list(zip(meta["trial"], meta["window"], strict=True)) == [
+        (3, 0), *[(t, w) for t in (5, 6) for w in range(4)]]
+    assert windows.description["missing"]["pps"] == {
+        "absent_trials": 1, "absent_windows": 4, "invalid_windows": 1 + 4}
+    filled = list(iter_recordings("dreamer", root, subjects=[1], nan_policy="interpolate"))
+    assert filled[2].streams["ecg"].valid.all()
+    assert filled[2].nonfinite["ecg"] == {"nonfinite": 1, "interpolated": 1}

@@ -1,7 +1,9 @@
-"""MAHNOB-HCI reader: BDF writer round trip, trigger-based clips, skipping, face mapping, errors."""
+"""MAHNOB-HCI reader: BDF writer round trip, trigger-based clips, unusable sessions yielded as
+skipped and counted, face mapping and untracked faces, errors."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import xml.etree.ElementTree as ET
@@ -15,6 +17,7 @@ from affectlab.datasets import get_spec, iter_recordings, mahnob
 from affectlab.datasets.base import check_recording
 from affectlab.datasets.channels import MAHNOB_CHANNELS
 from affectlab.errors import ConfigError, DatasetFormatError
+from affectlab.presets import prepare
 
 FACE = {"face_au", "face_landmarks", "gaze"}
 
@@ -25,8 +28,20 @@ def mahnob_root(synthetic_root):
 
 
 @pytest.fixture(scope="module")
-def recordings(mahnob_root):
+def all_recordings(mahnob_root):
+    """Everything the reader yields, the unusable sessions (``skipped``) included."""
     return list(iter_recordings("mahnob", mahnob_root))
+
+
+@pytest.fixture(scope="module")
+def recordings(all_recordings):
+    """The usable trials."""
+    return [r for r in all_recordings if not r.skipped]
+
+
+@pytest.fixture(scope="module")
+def manifest(mahnob_root):
+    return json.loads((mahnob_root.parent / "manifest.json").read_text())["mahnob"]
 
 
 def _copy(mahnob_root, tmp_path, session_ids):
@@ -68,10 +83,10 @@ def _rewrite_bdf(path, status=None, drop=()):
     return raw.n_times
 
 
-def test_round_trip_conforms(recordings, mahnob_root):
+def test_round_trip_conforms(all_recordings, recordings, mahnob_root):
     spec = get_spec("mahnob")
-    assert len(recordings) == 20 + 20 + 17
-    for rec in recordings:
+    assert len(recordings) == 20 + 20 + 17 and len(all_recordings) == 57 + 2
+    for rec in all_recordings:
         check_recording(rec, spec)
     first = recordings[0]
     attrs = _attrs(mahnob_root / "Sessions" / "2")
@@ -150,25 +165,47 @@ def test_bdf_without_onset_trigger(mahnob_root, tmp_path):
         list(iter_recordings("mahnob", root))
 
 
-def test_non_emotion_folders_are_skipped_and_counted(mahnob_root, recordings, caplog):
-    with caplog.at_level(logging.WARNING, logger="affectlab.datasets.mahnob"):
-        assert next(iter_recordings("mahnob", mahnob_root)).subject == 1
-    message = caplog.text
-    assert "skipped 3 session folder(s)" in message
-    assert 'isStim="0"' in message and "no BDF" in message and "no felt ratings" in message
-    # the folder with a BDF but no ratings (TorchEEG's KeyError) yields nothing
+def test_unusable_sessions_are_yielded_skipped_and_counted(mahnob_root, all_recordings,
+                                                          recordings, manifest, caplog):
+    nuisances = manifest["nuisances"]
+    skipped = [r for r in all_recordings if r.skipped]
+    assert [(r.subject, r.trial, r.skipped) for r in skipped] == [
+        (3, 0, "no BDF"), (3, 0, "no felt ratings")]
+    assert [int(r.source.split("/")[-1]) for r in skipped] == [
+        *nuisances["session_folders_without_bdf"], *nuisances["session_folders_without_ratings"]]
+    assert all(r.stimulus and not r.streams and not r.ratings for r in skipped)
+    # the implicit-tagging folder (isStim="0") is not an emotion session: left out, logged
+    assert nuisances["implicit_tagging_folders"] == [43]
     ids = {int(r.source.split("/")[-2]) for r in recordings}
-    assert 43 not in ids and 2 * 130 + 36 not in ids and 2 * 130 + 38 not in ids
+    assert 43 not in ids and not ids & {2 * 130 + 36, 2 * 130 + 38, 2 * 130 + 40}
+    with caplog.at_level(logging.INFO, logger="affectlab.datasets.mahnob"):
+        assert next(iter_recordings("mahnob", mahnob_root)).subject == 1
+    assert 'left out 1 session folder(s)' in caplog.text and 'isStim="0"' in caplog.text
+    # the data preset counts them, by reason
+    windows, _ = prepare("mahnob", mahnob_root, "default", {"subjects": [3]}, use_cache=False)
+    assert windows.description["trials_without_windows"] == {"no BDF": 1, "no felt ratings": 1}
+    assert windows.meta["trial"].nunique() == 17
 
 
-def test_is_stim_zero_and_missing_xml_skipped(mahnob_root, tmp_path, caplog):
-    root = _copy(mahnob_root, tmp_path, [2, 4, 6])
+def test_is_stim_zero_and_missing_xml(mahnob_root, tmp_path, caplog):
+    root = _copy(mahnob_root, tmp_path, [2, 4, 6, 8])
     _set_attr(root / "Sessions" / "4", isStim="0")
-    (root / "Sessions" / "6" / "session.xml").unlink()
-    with caplog.at_level(logging.WARNING, logger="affectlab.datasets.mahnob"):
+    (root / "Sessions" / "6" / "session.xml").unlink()         # an emotion BDF, no XML
+    (root / "Sessions" / "8" / "session.xml").unlink()         # neither: not a session
+    _bdf(root / "Sessions" / "8").rename(root / "Sessions" / "8" / "Part_1_S_Trial4_tag.bdf")
+    with caplog.at_level(logging.INFO, logger="affectlab.datasets.mahnob"):
         recs = list(iter_recordings("mahnob", root))
-    assert len(recs) == 1 and recs[0].trial == 1
-    assert "skipped 2" in caplog.text and "no session.xml" in caplog.text
+    assert [(r.subject, r.trial, r.skipped) for r in recs] == [(1, 1, ""),
+                                                               (1, 0, "no session.xml")]
+    assert "left out 2" in caplog.text and "no session.xml and no emotion BDF" in caplog.text
+    # a folder with neither felt ratings nor an emotion BDF is not an emotion session
+    _set_attr(root / "Sessions" / "4", isStim="1", feltVlnc=None, feltArsl=None)
+    _bdf(root / "Sessions" / "4").rename(root / "Sessions" / "4" / "Part_1_S_Trial2_tag.bdf")
+    assert [r.skipped for r in iter_recordings("mahnob", root)] == ["", "no session.xml"]
+    # ... but one with an emotion BDF is an unusable emotion session
+    _bdf(root / "Sessions" / "4").rename(root / "Sessions" / "4" / "Part_1_S_Trial2_emotion.bdf")
+    assert [r.skipped for r in iter_recordings("mahnob", root)] == [
+        "", "no felt ratings", "no session.xml"]
 
 
 def test_face_csv_mapping(recordings, mahnob_root):
@@ -187,7 +224,8 @@ def test_face_dir_option(mahnob_root, tmp_path):
     face_dir.mkdir()
     source = next((mahnob_root / "Sessions" / "2").glob("*C1 trigger*.csv"))
     shutil.copy(source, face_dir / f"{2 * 130 + 2}.csv")      # subject 3, first session
-    recs = list(iter_recordings("mahnob", mahnob_root, subjects=[3], face_dir=face_dir))
+    recs = [r for r in iter_recordings("mahnob", mahnob_root, subjects=[3], face_dir=face_dir)
+            if not r.skipped]
     assert FACE <= set(recs[0].streams)
     assert all(FACE <= r.missing for r in recs[1:])
 
@@ -266,10 +304,44 @@ def test_bad_nan_policy(mahnob_root):
         list(iter_recordings("mahnob", mahnob_root, nan_policy="zero"))
 
 
+def test_untracked_face_windows_are_marked_missing(mahnob_root, manifest):
+    nuisances = manifest["nuisances"]
+    failures = nuisances["face_tracking_failures"]
+    assert len(failures) == 4 and all(f["untracked_windows"] for f in failures)
+    windows, _ = prepare("mahnob", mahnob_root, "all", use_cache=False)
+    face = windows.description["missing"]["face_au"]
+    assert face["invalid_windows"] == nuisances["untracked_face_windows"]
+    assert face["absent_trials"] == 17                                 # subject 3: no faces
+    meta = windows.meta[~windows.available("face_au")]
+    lost = set(zip(meta["subject"], meta["trial"], meta["window"], strict=True))
+    for failure in failures:
+        assert {(failure["subject"], failure["trial"], w)
+                for w in failure["untracked_windows"]} <= lost
+
+
 def test_writer_manifest(tmp_path):
     manifest = mahnob.write_synthetic(tmp_path / "m", n_subjects=1, seconds=2)
-    assert len(manifest["trials"]) == 17 and manifest["skipped_folders"] == 3
+    assert len(manifest["trials"]) == 17
+    assert manifest["expected"]["trials_without_windows"] == {"no BDF": 1, "no felt ratings": 1}
+    assert manifest["nuisances"]["absent_session_folders"] == [40]
     assert all(1 <= t["rating_valence"] <= 9 for t in manifest["trials"])
-    recs = list(iter_recordings("mahnob", tmp_path / "m"))
+    recs = [r for r in iter_recordings("mahnob", tmp_path / "m") if not r.skipped]
     assert [r.ratings["valence"] for r in recs] == [t["rating_valence"]
                                                     for t in manifest["trials"]]
+
+
+def test_writer_with_fewer_trials_and_clean(tmp_path):
+    manifest = mahnob.write_synthetic(tmp_path / "m", n_subjects=3, seconds=2, n_trials=5)
+    recs = list(iter_recordings("mahnob", tmp_path / "m"))
+    assert [(r.subject, r.trial) for r in recs if not r.skipped] == [
+        *[(s, t) for s in (1, 2) for t in range(1, 6)], (3, 1), (3, 2)]
+    assert len(manifest["trials"]) == 12
+    clean = mahnob.write_synthetic(tmp_path / "c", n_subjects=2, seconds=2, n_trials=3,
+                                   nuisances=False)
+    assert clean["nuisances"] == {}
+    recs = list(iter_recordings("mahnob", tmp_path / "c"))
+    assert len(recs) == 6 and not any(r.skipped or r.missing for r in recs)
+    assert all(r.streams["face_au"].valid.all() for r in recs)
+    assert abs(recs[0].streams["eeg"].data.mean()) < 100             # no DC offsets
+    with pytest.raises(ConfigError, match="n_trials"):
+        mahnob.write_synthetic(tmp_path / "x", n_subjects=1, n_trials=21)

@@ -1,7 +1,9 @@
-"""SEED reader: synthetic round trip, sessions by date, raw / feature / eye files, bad input."""
+"""SEED reader: synthetic round trip, sessions by date, raw / feature / eye files, sizes from
+label.mat and the variables, the release without eye data, NaN policies, bad input."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,10 +11,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from affectlab.datasets import get_spec, iter_recordings
+from affectlab.datasets import get_spec, iter_recordings, synth
 from affectlab.datasets import seed as seed_mod
 from affectlab.datasets.base import check_recording
 from affectlab.errors import DatasetFormatError
+from affectlab.presets import prepare
 
 from .helpers import copy_dataset, edit_mat
 
@@ -22,7 +25,25 @@ FIRST = "1_20131027.mat"          # subject 1, session 1
 
 @pytest.fixture(scope="module")
 def seed_root(synthetic_root):
+    """With the release's nuisances: no eye features at all."""
     return synthetic_root("seed", n_subjects=2, seconds=SECONDS)
+
+
+@pytest.fixture(scope="module")
+def clean_root(tmp_path_factory):
+    """Without nuisances: eye features (the assumed form) for every subject."""
+    out = tmp_path_factory.mktemp("seed-clean")
+    synth(out, ["seed"], n_subjects=2, seconds=SECONDS, nuisances=False)
+    return out / "seed"
+
+
+def _manifest(root: Path) -> dict:
+    return json.loads((root.parent / "manifest.json").read_text())[root.name]
+
+
+def _unavailable(windows, name: str) -> set[tuple[int, int, int, int]]:
+    meta = windows.meta[~windows.available(name)]
+    return set(zip(meta.subject, meta.session, meta.trial, meta.window, strict=True))
 
 
 def _copy(src: Path, tmp_path: Path, *modify: str, **drop) -> Path:
@@ -48,10 +69,11 @@ def test_round_trip_conforms(seed_root):
     assert [r.stimulus for r in recordings[:2]] == ["clip01", "clip02"]
     assert {(r.subject, r.session) for r in recordings} == {(s, k) for s in (1, 2)
                                                            for k in (1, 2, 3)}
+    assert all(r.missing == {"eye"} for r in recordings)        # the release has no eye data
 
 
-def test_windows_match_stimulus_length(seed_root):
-    for rec in _read(seed_root, subjects=[1]):
+def test_windows_match_stimulus_length(clean_root):
+    for rec in _read(clean_root, subjects=[1]):
         for name in (*seed_mod.BAND_SETS, "eye"):
             assert rec.features[name].n_windows == SECONDS, name
         assert rec.features["de_LDS"].data.shape[1:] == (62, 5)
@@ -105,18 +127,49 @@ def test_raw_variables_matched_by_suffix(seed_root, tmp_path):
     assert np.array_equal(_read(root, subjects=[1])[6].streams["eeg"].data, original)
 
 
-def test_missing_eye_subject_and_eye_dir(seed_root, tmp_path):
-    recordings = _read(seed_root, raw=False)
+def test_release_without_eye_data_reads_with_default_and_all(seed_root):
+    assert not (seed_root / seed_mod.EYE_DIR).exists()
+    manifest = _manifest(seed_root)
+    assert "no_eye_features" in manifest["nuisances"]
+    assert manifest["nuisances"]["artefact_trials"] == [
+        {key: t[key] for key in ("subject", "session", "trial")} for t in manifest["trials"]
+        if t["noisy"]]
+    windows, _ = prepare("seed", seed_root, "default", use_cache=False)
+    assert windows.names == ["eeg"] and windows.available("eeg").all()
+    assert windows.meta["subject"].nunique() == 2 and len(windows) == 2 * 45 * SECONDS
+    everything, _ = prepare("seed", seed_root, "all", use_cache=False)
+    assert everything.description["absent_modalities"] == ["eye"]
+    assert everything.names == ["eeg"] and len(everything) == len(windows)
+
+
+def test_clean_copy_has_eye_for_everyone(clean_root):
+    manifest = _manifest(clean_root)
+    assert manifest["nuisances"] == {}
+    assert not any(t["noisy"] for t in manifest["trials"])
+    recordings = _read(clean_root, raw=False)
+    assert all("eye" in r.features and not r.missing for r in recordings)
+    windows, _ = prepare("seed", clean_root, "all", use_cache=False)
+    assert windows.available("eye").all() and not windows.description["absent_modalities"]
+
+
+def test_missing_eye_subject_and_eye_dir(clean_root, tmp_path):
+    root = _copy(clean_root, tmp_path, seed_mod.EYE_DIR)
+    for path in (root / seed_mod.EYE_DIR).glob("2_*.mat"):
+        path.unlink()
+    recordings = _read(root, raw=False)
     assert all("eye" in r.missing and "eye" not in r.features for r in recordings
                if r.subject == 2)
     assert all("eye" in r.features and not r.missing for r in recordings if r.subject == 1)
-    root = tmp_path / "seed"
-    root.mkdir()
-    (root / "ExtractedFeatures").symlink_to(seed_root / "ExtractedFeatures")
-    (root / "eyes").symlink_to(seed_root / "Eye_movement_features")
-    moved = _read(root, subjects=[1], raw=False, eye_dir="eyes")
+    windows, _ = prepare("seed", root, "all", use_cache=False)
+    assert windows.description["missing"]["eye"] == {
+        "absent_trials": 45, "absent_windows": 45 * SECONDS, "invalid_windows": 0}
+    moved_root = tmp_path / "moved"
+    moved_root.mkdir()
+    (moved_root / "ExtractedFeatures").symlink_to(clean_root / "ExtractedFeatures")
+    (moved_root / "eyes").symlink_to(clean_root / seed_mod.EYE_DIR)
+    moved = _read(moved_root, subjects=[1], raw=False, eye_dir="eyes")
     assert all("eye" in r.features for r in moved)
-    assert all("eye" in r.missing for r in _read(root, subjects=[1], raw=False))
+    assert all("eye" in r.missing for r in _read(moved_root, subjects=[1], raw=False))
 
 
 def test_subject_selection_and_inner_folder(seed_root):
@@ -178,17 +231,104 @@ def test_label_file(seed_root, tmp_path):
         _read(root, subjects=[1])
 
 
-def test_nan_raises_or_marks_missing(seed_root, tmp_path):
-    root = _copy(seed_root, tmp_path, "Eye_movement_features", "Preprocessed_EEG")
-
-    def poke(name):
-        def edit(content):
-            content[name][3, 1] = np.nan
-        return edit
-    edit_mat(root / "Eye_movement_features" / FIRST, poke("eye_2"))
-    edit_mat(root / "Preprocessed_EEG" / FIRST, poke("djc_eeg4"))
-    with pytest.raises(DatasetFormatError, match=f"{FIRST}.*'eye_2' \\(eye\\) contains NaN"):
+def test_extra_eye_variable_is_an_error(clean_root, tmp_path):
+    root = _copy(clean_root, tmp_path, seed_mod.EYE_DIR)
+    edit_mat(root / seed_mod.EYE_DIR / FIRST, lambda c: c.update(eye_16=c["eye_15"]))
+    with pytest.raises(DatasetFormatError, match=rf"{FIRST}: eye variables for trial\(s\) \[16\]"):
         _read(root, subjects=[1], raw=False)
-    recordings = _read(root, subjects=[1], nan_policy="mark_missing")[:4]
-    assert recordings[1].missing == {"eye"} and "eye" in recordings[0].features
-    assert recordings[3].missing == {"eeg"} and "eeg" in recordings[2].streams
+
+
+def test_copy_with_fewer_trials_reads(tmp_path):
+    root = tmp_path / "seed"
+    manifest = seed_mod.write_synthetic(root, n_subjects=1, seconds=SECONDS, n_trials=5)
+    labels = scipy.io.loadmat(root / "ExtractedFeatures" / "label.mat")["label"]
+    assert labels.shape == (1, 5)
+    recordings = _read(root)
+    assert [(r.session, r.trial) for r in recordings] == [(s, t) for s in (1, 2, 3)
+                                                          for t in range(1, 6)]
+    assert [r.native_label for r in recordings[:5]] == [v + 1 for v in seed_mod.LABELS[:5]]
+    assert all(r.streams["eeg"].n_times == SECONDS * 200 + 1 for r in recordings)
+    windows, _ = prepare("seed", root, "default", use_cache=False)
+    expected = manifest["expected"]
+    assert len(windows) == expected["windows"] == 15 * SECONDS
+    assert windows.meta.groupby(["subject", "session", "trial"]).ngroups == expected["trials"]
+
+
+@pytest.mark.parametrize("folder, edit, pattern", [
+    ("ExtractedFeatures", None, r"ExtractedFeatures/1_20131027.mat: feature variables for "
+     r"unexpected trial number\(s\) \[15\] \(.*label.mat holds 14 labels"),
+    ("ExtractedFeatures",
+     lambda c: [c.pop(name) for name in list(c) if name.endswith("15")],
+     r"ExtractedFeatures/1_20131027.mat: feature variables for trial\(s\) \[15\] missing "
+     r"\(.*label.mat holds 15 labels"),
+    ("Preprocessed_EEG", lambda c: c.update(djc_eeg16=c["djc_eeg15"]),
+     r"Preprocessed_EEG/1_20131027.mat: unexpected trial number\(s\) \[16\] "
+     r"\(.*label.mat holds 15 labels"),
+])
+def test_label_count_must_match_the_variables(seed_root, tmp_path, folder, edit, pattern):
+    root = _copy(seed_root, tmp_path, "ExtractedFeatures", "Preprocessed_EEG")
+    if edit is None:            # label.mat one short of the 15 trials of every file
+        for labels in ("ExtractedFeatures", "Preprocessed_EEG"):
+            edit_mat(root / labels / "label.mat",
+                     lambda c: c.update(label=c["label"][:, :14]))
+    else:
+        edit_mat(root / folder / FIRST, edit)
+    with pytest.raises(DatasetFormatError, match=pattern) as error:
+        _read(root, subjects=[1])
+    assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def long_root(tmp_path_factory):
+    """8 windows per trial, two trials per session, eye features: room for gaps inside."""
+    root = tmp_path_factory.mktemp("seed-long") / "seed"
+    seed_mod.write_synthetic(root, n_subjects=1, seconds=8, nuisances=False, n_trials=2)
+    return root
+
+
+def _poke_gaps(root: Path) -> None:
+    """NaN in de_LDS2 (trial 2 of session 1): window 2 (a short gap) and windows 4-6 (a long
+    one, some bands only), in the file's (62, window, 5) layout; an eye NaN and a raw NaN."""
+    def features(content):
+        content["de_LDS2"][:, 2, :] = np.nan
+        content["de_LDS2"][5, 4:7, 1:3] = np.nan
+    edit_mat(root / "ExtractedFeatures" / FIRST, features)
+    edit_mat(root / seed_mod.EYE_DIR / FIRST,
+             lambda c: c["eye_1"].__setitem__((3, 1), np.nan))
+    edit_mat(root / "Preprocessed_EEG" / FIRST,
+             lambda c: c["djc_eeg1"].__setitem__((7, 100), np.nan))
+
+
+def test_nan_policies(long_root, tmp_path):
+    root = _copy(long_root, tmp_path, "ExtractedFeatures", "Preprocessed_EEG", seed_mod.EYE_DIR)
+    _poke_gaps(root)
+    recordings = _read(root)                             # default: mark_missing
+    first, second = recordings[:2]
+    assert not first.missing and not second.missing
+    assert first.nonfinite == {"eye": {"nonfinite": 1, "interpolated": 0},
+                               "eeg": {"nonfinite": 1, "interpolated": 0}}
+    assert not first.streams["eeg"].valid[100] and first.streams["eeg"].valid.sum() == 1600
+    assert np.isfinite(first.streams["eeg"].data).all()
+    bad = ~np.isfinite(second.features["de_LDS"].data).reshape(8, -1).all(axis=1)
+    assert np.flatnonzero(bad).tolist() == [2, 4, 5, 6]
+    assert second.nonfinite["de_LDS"] == {"nonfinite": 4, "interpolated": 0}
+    windows, _ = prepare("seed", root, "default", use_cache=False)
+    assert _unavailable(windows, "eeg") == {(1, 1, 2, w) for w in (2, 4, 5, 6)}
+    assert windows.description["missing"]["eeg"]["invalid_windows"] == 4
+
+    filled, _ = prepare("seed", root, "default", {"nan_policy": "interpolate"},
+                        use_cache=False)
+    assert _unavailable(filled, "eeg") == {(1, 1, 2, w) for w in (4, 5, 6)}
+    second = _read(root, raw=False, nan_policy="interpolate")[1]
+    assert second.nonfinite["de_LDS"] == {"nonfinite": 4, "interpolated": 1}
+    de = second.features["de_LDS"].data
+    assert np.allclose(de[2], (de[1] + de[3]) / 2)
+
+    with pytest.raises(DatasetFormatError, match=rf"{FIRST}: key 'eye_1' \(eye\) holds 1 "
+                       "non-finite windows") as error:
+        _read(root, raw=False, nan_policy="raise")
+    assert "\n" not in str(error.value)
+    edit_mat(root / seed_mod.EYE_DIR / FIRST, lambda c: c["eye_1"].__setitem__((3, 1), 0.0))
+    with pytest.raises(DatasetFormatError, match=rf"ExtractedFeatures/{FIRST}: key 'de_LDS2' "
+                       r"\(de_LDS\) holds 4 non-finite windows"):
+        _read(root, raw=False, nan_policy="raise")

@@ -1,19 +1,22 @@
-"""SEED-IV reader: round trip, sessions by folder, label table, eye trimming and NaN, bad input."""
+"""SEED-IV reader: round trip, sessions by folder, label table, sizes from the variables, eye
+trimming, blink gaps (NaN) under every nan_policy, bad input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from affectlab.datasets import get_spec, iter_recordings, seed_iv
+from affectlab.datasets import get_spec, iter_recordings, seed_iv, synth
 from affectlab.datasets.base import check_recording
 from affectlab.errors import DatasetFormatError
+from affectlab.presets import prepare
 
 from .helpers import copy_dataset, edit_mat
 
-SECONDS = 4                       # one 4-s window (raw files are large)
+SECONDS = 4                       # one 4-s window (raw files are large); blink trials are longer
 FIRST = "1_20160518.mat"          # subject 1 in session folder 1
 FEATS, EYE, RAW = "eeg_feature_smooth", "eye_feature_smooth", "eeg_raw_data"
 
@@ -21,6 +24,27 @@ FEATS, EYE, RAW = "eeg_feature_smooth", "eye_feature_smooth", "eeg_raw_data"
 @pytest.fixture(scope="module")
 def seed_iv_root(synthetic_root):
     return synthetic_root("seed_iv", n_subjects=2, seconds=SECONDS)
+
+
+@pytest.fixture(scope="module")
+def manifest(seed_iv_root):
+    return json.loads((seed_iv_root.parent / "manifest.json").read_text())["seed_iv"]
+
+
+def _windows(manifest: dict) -> dict[tuple[int, int, int], int]:
+    return {(t["subject"], t["session"], t["trial"]): t["windows"] for t in manifest["trials"]}
+
+
+def _gap_windows(manifest: dict, longer_than: int = 0) -> set[tuple[int, int, int, int]]:
+    """(subject, session, trial, window) of the blink gaps the writer made."""
+    return {(g["subject"], g["session"], g["trial"], run["start"] + i)
+            for g in manifest["nuisances"]["eye_blink_gaps"] for run in g["runs"]
+            if run["length"] > longer_than for i in range(run["length"])}
+
+
+def _unavailable(windows, name: str) -> set[tuple[int, int, int, int]]:
+    meta = windows.meta[~windows.available(name)]
+    return set(zip(meta.subject, meta.session, meta.trial, meta.window, strict=True))
 
 
 def _copy(src: Path, tmp_path: Path, *modify: str, **drop) -> Path:
@@ -31,18 +55,20 @@ def _read(root, **options):
     return list(iter_recordings("seed_iv", root, **options))
 
 
-def test_round_trip_conforms(seed_iv_root):
+def test_round_trip_conforms(seed_iv_root, manifest):
     spec = get_spec("seed_iv")
     recordings = _read(seed_iv_root)
     assert len(recordings) == 2 * 3 * 24
+    windows = _windows(manifest)
     for rec in recordings:
         check_recording(rec, spec)
-    first = recordings[0]
-    assert first.streams["eeg"].data.shape == (62, SECONDS * 200 + 1)
-    assert first.features["eye"].data.shape == (SECONDS // 4, 31)
-    for name in seed_iv.BAND_SETS:
-        assert first.features[name].data.shape == (SECONDS // 4, 62, 5)
-        assert first.features[name].window_s == 4.0
+        n = windows[rec.subject, rec.session, rec.trial]
+        assert rec.streams["eeg"].data.shape == (62, n * 800 + 1)     # the "+1" sample
+        assert rec.features["eye"].data.shape == (n, 31)
+        for name in seed_iv.BAND_SETS:
+            assert rec.features[name].data.shape == (n, 62, 5)
+            assert rec.features[name].window_s == 4.0
+    assert sorted(set(windows.values())) == [SECONDS // 4, seed_iv.BLINK_WINDOWS]
 
 
 def test_labels_and_stimuli_follow_the_session_tables(seed_iv_root):
@@ -73,7 +99,7 @@ def test_raw_false_skips_raw_files(seed_iv_root, tmp_path):
         _read(root, subjects=[2])
 
 
-def test_eye_and_eeg_windows_trimmed_to_the_shorter(seed_iv_root, tmp_path):
+def test_eye_and_eeg_windows_trimmed_to_the_shorter(seed_iv_root, manifest, tmp_path):
     root = _copy(seed_iv_root, tmp_path, EYE, FEATS)
 
     def longer(names):
@@ -84,21 +110,85 @@ def test_eye_and_eeg_windows_trimmed_to_the_shorter(seed_iv_root, tmp_path):
     edit_mat(root / EYE / "1" / FIRST, longer(["eye_3"]))                   # eye one longer
     edit_mat(root / FEATS / "1" / FIRST, longer([f"{n}4" for n in seed_iv.BAND_SETS]))
     recordings = _read(root, subjects=[1], raw=False)
+    windows = _windows(manifest)
     for rec in recordings[2:4]:
-        assert {f.n_windows for f in rec.features.values()} == {SECONDS // 4}
+        assert {f.n_windows for f in rec.features.values()} == {windows[1, 1, rec.trial]}
         assert not rec.missing
 
 
-def test_eye_nan_raises_or_marks_missing(seed_iv_root, tmp_path):
-    root = _copy(seed_iv_root, tmp_path, EYE)
+def test_blink_gaps_are_written_as_described(manifest):
+    nuisances = manifest["nuisances"]
+    gaps = nuisances["eye_blink_gaps"]
+    assert {g["subject"] for g in gaps} == {1}                 # odd-numbered subjects only
+    assert [g["session"] for g in gaps] == [1, 2, 3]
+    lengths = [run["length"] for g in gaps for run in g["runs"]]
+    assert max(lengths) > 2 and min(lengths) <= 2
+    kinds = {(run["length"] > 2, run["features"] == "all") for g in gaps for run in g["runs"]}
+    assert kinds == {(True, True), (True, False), (False, True), (False, False)}
+    assert nuisances["eye_nan_windows"] == {
+        "mark_missing": sum(lengths), "interpolate": sum(n for n in lengths if n > 2)}
+    assert manifest["expected"]["missing"] == {
+        "eye": {"absent_trials": 0, "absent_windows": 0, "invalid_windows": sum(lengths)}}
 
-    def edit(content):
-        content["eye_5"][0, 0] = np.nan
-    edit_mat(root / EYE / "1" / FIRST, edit)
-    with pytest.raises(DatasetFormatError, match=f"1/{FIRST}.*'eye_5' \\(eye\\) contains NaN"):
-        _read(root, subjects=[1], raw=False)
-    recordings = _read(root, subjects=[1], raw=False, nan_policy="mark_missing")
-    assert recordings[4].missing == {"eye"} and "eye" in recordings[5].features
+
+def test_blink_gaps_marked_missing_by_default(seed_iv_root, manifest):
+    gaps = {(g["subject"], g["session"], g["trial"]): g for g in
+            manifest["nuisances"]["eye_blink_gaps"]}
+    partial = whole = 0
+    for rec in _read(seed_iv_root, raw=False):
+        eye = rec.features["eye"].data
+        gap = gaps.get((rec.subject, rec.session, rec.trial))
+        if gap is None:
+            assert np.isfinite(eye).all() and not rec.nonfinite
+            continue
+        nan = np.isnan(eye)
+        expected = sorted(run["start"] + i for run in gap["runs"] for i in range(run["length"]))
+        assert np.flatnonzero(nan.any(axis=1)).tolist() == expected
+        assert rec.nonfinite == {"eye": {"nonfinite": len(expected), "interpolated": 0}}
+        whole += int(nan.all(axis=1).sum())
+        partial += int((nan.any(axis=1) & ~nan.all(axis=1)).sum())
+        assert not rec.missing
+    assert whole and partial                 # all 31 features, and some rows of a window only
+    windows, _ = prepare("seed_iv", seed_iv_root, "default", use_cache=False)
+    assert _unavailable(windows, "eye") == _gap_windows(manifest)
+    assert windows.available("eeg").all()
+    assert windows.description["missing"]["eye"] == manifest["expected"]["missing"]["eye"]
+
+
+def test_interpolate_fills_the_short_gaps_only(seed_iv_root, manifest):
+    windows, _ = prepare("seed_iv", seed_iv_root, "default", {"nan_policy": "interpolate"},
+                         use_cache=False)
+    assert _unavailable(windows, "eye") == _gap_windows(manifest, longer_than=2)
+    assert windows.description["missing"]["eye"]["invalid_windows"] == \
+        manifest["nuisances"]["eye_nan_windows"]["interpolate"]
+    filled = {(r.subject, r.session, r.trial): r for r in _read(seed_iv_root, subjects=[1],
+                                                                  raw=False,
+                                                                  nan_policy="interpolate")}
+    for gap in manifest["nuisances"]["eye_blink_gaps"]:
+        rec = filled[gap["subject"], gap["session"], gap["trial"]]
+        short = [run for run in gap["runs"] if run["length"] <= 2]
+        assert rec.nonfinite["eye"]["interpolated"] == sum(run["length"] for run in short)
+        eye = rec.features["eye"].data
+        for run in short:
+            before, after = eye[run["start"] - 1], eye[run["start"] + run["length"]]
+            assert np.allclose(eye[run["start"]], before + (after - before) / (run["length"] + 1))
+
+
+def test_nan_policy_raise_names_the_file_and_key(seed_iv_root, manifest):
+    gap = manifest["nuisances"]["eye_blink_gaps"][0]           # the first one read
+    n = sum(run["length"] for run in gap["runs"])
+    with pytest.raises(DatasetFormatError, match=rf"{EYE}/{gap['session']}/1_\d{{8}}\.mat: key "
+                       rf"'eye_{gap['trial']}' \(eye\) holds {n} non-finite windows") as error:
+        _read(seed_iv_root, raw=False, nan_policy="raise")
+    assert "\n" not in str(error.value)
+
+
+def test_clean_copy_has_no_nan(tmp_path):
+    manifest = synth(tmp_path, ["seed_iv"], n_subjects=1, seconds=SECONDS,
+                     nuisances=False)["seed_iv"]
+    assert manifest["nuisances"] == {} and manifest["expected"]["missing"] == {}
+    recordings = _read(tmp_path / "seed_iv", raw=False, nan_policy="raise")
+    assert all(r.features["eye"].n_windows == SECONDS // 4 for r in recordings)
 
 
 def test_missing_eye_file_marks_eye_missing(seed_iv_root, tmp_path):
@@ -106,6 +196,51 @@ def test_missing_eye_file_marks_eye_missing(seed_iv_root, tmp_path):
     (root / EYE / "2" / "1_20161125.mat").unlink()
     recordings = _read(root, subjects=[1], raw=False)
     assert all(("eye" in r.missing) == (r.session == 2) for r in recordings)
+
+
+def test_copy_with_fewer_trials_reads(tmp_path):
+    small = tmp_path / "seed_iv"
+    expected = seed_iv.write_synthetic(small, n_subjects=1, seconds=SECONDS,
+                                       n_trials=5)["expected"]
+    recordings = _read(small)
+    assert [(r.session, r.trial) for r in recordings] == [(s, t) for s in (1, 2, 3)
+                                                          for t in range(1, 6)]
+    assert all(r.native_label == seed_iv.LABELS[r.session][r.trial - 1] for r in recordings)
+    windows, _ = prepare("seed_iv", small, "default", use_cache=False)
+    assert len(windows) == expected["windows"] and expected["trials"] == 15
+    assert windows.meta.groupby(["subject", "session", "trial"]).ngroups == 15
+    assert windows.description["missing"]["eye"] == expected["missing"].get(
+        "eye", {"absent_trials": 0, "absent_windows": 0, "invalid_windows": 0})
+
+
+def test_files_of_a_session_must_agree(seed_iv_root, tmp_path):
+    root = _copy(seed_iv_root, tmp_path, FEATS, EYE, RAW)
+
+    def drop_trial_24(content):
+        for name in [n for n in content if n.endswith("24")]:
+            content.pop(name)
+    edit_mat(root / FEATS / "1" / FIRST, drop_trial_24)      # features now hold 1 .. 23
+    with pytest.raises(DatasetFormatError, match=rf"{RAW}/1/{FIRST}: unexpected trial "
+                       rf"number\(s\) \[24\] \(the EEG feature file .*{FIRST} holds trials "
+                       r"1 \.\. 23\)") as error:
+        _read(root, subjects=[1])
+    assert "\n" not in str(error.value)
+    with pytest.raises(DatasetFormatError, match=rf"{EYE}/1/{FIRST}: eye variables for "
+                       rf"trial\(s\) \[24\] that the EEG feature file .*{FIRST} does not hold"):
+        _read(root, subjects=[1], raw=False)
+    edit_mat(root / EYE / "1" / FIRST, drop_trial_24)
+    edit_mat(root / RAW / "1" / FIRST, drop_trial_24)
+    recordings = _read(root, subjects=[1])
+    assert len(recordings) == 23 + 24 + 24
+
+
+def test_trials_beyond_the_label_table(seed_iv_root, tmp_path):
+    root = _copy(seed_iv_root, tmp_path, FEATS, drop=(RAW,))
+    edit_mat(root / FEATS / "2" / "1_20161125.mat",
+             lambda c: c.update({f"{n}25": c[f"{n}24"] for n in seed_iv.BAND_SETS}))
+    with pytest.raises(DatasetFormatError, match=r"2/1_20161125.mat: trial\(s\) \[25\] have no "
+                       r"label: the session 2 table covers trials 1 \.\. 24"):
+        _read(root, subjects=[1], raw=False)
 
 
 def test_subject_selection_and_inner_folder(seed_iv_root):

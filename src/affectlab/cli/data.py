@@ -22,8 +22,22 @@ def synth(out: Path = typer.Option(..., help="folder to write the datasets into"
           subjects: int = typer.Option(3, min=1, help="subjects per dataset"),
           seed: int = typer.Option(0, help="random seed"),
           seconds: float = typer.Option(None, help="stimulus seconds per trial (default: "
-                                                   "each dataset's shortened length)")) -> None:
-    """Write synthetic datasets in the released file formats, with known effects."""
+                                                   "each dataset's shortened length)"),
+          nuisances: bool = typer.Option(True, help="write the release nuisances (NaN eye "
+                                         "windows and peripheral columns, subjects without "
+                                         "faces, SEED without eye data, empty cells, artefact "
+                                         "trials, ...); --no-nuisances writes clean data"),
+          difficulty: str = typer.Option("default", help="effect strength and subject "
+                                         "variability: easy | default | hard"),
+          effect_scale: float = typer.Option(None, min=0, help="override: strength of the "
+                                             "emotional effects (default 0.35)"),
+          subject_shift: float = typer.Option(None, min=0, help="override: scale of the "
+                                              "per-subject offsets (default 1)"),
+          subject_specific: float = typer.Option(None, min=0, max=1, help="override: 0..1, "
+                                                 "how subject-specific the effects are")
+          ) -> None:
+    """Write synthetic datasets in the released file formats, with known effects and the
+    nuisances of the genuine releases (recorded in manifest.json)."""
     from affectlab.datasets import DATASET_NAMES
     from affectlab.datasets import synth as write
 
@@ -35,8 +49,24 @@ def synth(out: Path = typer.Option(..., help="folder to write the datasets into"
                    f"{entry['seconds_to_write']:5.1f} s  -> {out / name}")
 
     typer.echo(f"writing synthetic datasets to {out}")
-    write(out, names, n_subjects=subjects, seed=seed, seconds=seconds, progress=report)
+    write(out, names, n_subjects=subjects, seed=seed, seconds=seconds, progress=report,
+          nuisances=nuisances, difficulty=_difficulty(difficulty, effect_scale, subject_shift,
+                                                      subject_specific))
     typer.echo(f"latent labels: {out / 'manifest.json'}")
+
+
+def _difficulty(name: str, effect_scale: float | None, subject_shift: float | None,
+                subject_specific: float | None):
+    from dataclasses import replace
+
+    from affectlab.datasets.synthetic import DIFFICULTIES
+    from affectlab.errors import UnknownNameError
+
+    if name not in DIFFICULTIES:
+        raise UnknownNameError("difficulty", name, DIFFICULTIES)
+    given = {"effect_scale": effect_scale, "subject_shift": subject_shift,
+             "subject_specific": subject_specific}
+    return replace(DIFFICULTIES[name], **{k: v for k, v in given.items() if v is not None})
 
 
 @app.command()
@@ -62,11 +92,33 @@ def info(dataset: str = typer.Argument(..., help="dataset name"),
         table.add_row(key, str(result[key]))
     for name, shape in result["modalities"].items():
         table.add_row(f"modality {name}", f"{tuple(shape)}  {result['forms'].get(name, '')}")
+    for name, counts in result["missing"].items():
+        table.add_row(f"missing {name}", _missing_text(counts, result["n_windows"]))
+    for reason, count in result["trials_without_windows"].items():
+        table.add_row("trials without windows", f"{count} ({reason})")
+    if result["absent_modalities"]:
+        table.add_row("absent (left out)", ", ".join(result["absent_modalities"]))
+    by_rate: dict[float, list[str]] = {}
     for name, rate in result["sampling_rates"].items():
-        table.add_row(f"rate {name}", f"{rate:g} Hz")
+        by_rate.setdefault(rate, []).append(name)
+    table.add_row("recorded", "; ".join(f"{', '.join(names)} at {rate:g} Hz"
+                                        for rate, names in by_rate.items()))
     for scheme, counts in result["labels"].items():
-        table.add_row(f"labels {scheme}", ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        default = " (default)" if scheme == result["default_labels"] else ""
+        table.add_row(f"labels {scheme}{default}",
+                      ", ".join(f"{k}: {v}" for k, v in counts.items()))
     console.print(table)
+
+
+def _missing_text(counts: dict, n_windows: int) -> str:
+    if not counts["windows"]:
+        return "none"
+    parts = []
+    if counts.get("absent_windows"):
+        parts.append(f"{counts['absent_windows']} absent ({counts['absent_trials']} trials)")
+    if counts.get("invalid_windows"):
+        parts.append(f"{counts['invalid_windows']} non-finite / untracked")
+    return f"{counts['windows']} of {n_windows} windows: " + ", ".join(parts)
 
 
 @app.command()

@@ -50,7 +50,8 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         protocol: str = typer.Option(None, help="evaluation protocol"),
         labels: str = typer.Option(None, help="label scheme"),
         preset: str = typer.Option(None, help="data preset (default: the method's)"),
-        method_preset: str = typer.Option(None, help="method hyper-parameters: paper | fast"),
+        method_preset: str = typer.Option(None, help="method hyper-parameters: default | paper "
+                                          "| fast (smoke test)"),
         config: Path = typer.Option(None, help="YAML config file (CLI options override it)"),
         set_: list[str] = typer.Option([], "--set", help="override, e.g. method.epochs=5, "
                                        "protocol.n_splits=3, data.window_s=2, seed=1"),

@@ -19,7 +19,8 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
                                          "--set, e.g. method.C=0.1,1 or seed=0,1,2)"),
           labels: str = typer.Option(None, help="label scheme"),
           preset: str = typer.Option(None, help="data preset (default: the method's)"),
-          method_preset: str = typer.Option(None, help="method hyper-parameters: paper | fast"),
+          method_preset: str = typer.Option(None, help="method hyper-parameters: default | "
+                                            "paper | fast (smoke test)"),
           config: Path = typer.Option(None, help="YAML config file (CLI options override it)"),
           set_: list[str] = typer.Option([], "--set", help="override shared by every run"),
           out: Path = typer.Option(None, help="sweep directory (default "

@@ -12,10 +12,15 @@ import importlib
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from affectlab.datasets.base import DatasetSpec, Recording
 from affectlab.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from affectlab.datasets.synthetic import Difficulty
 
 DATASET_MODULES = {
     "deap": "affectlab.datasets.deap",
@@ -47,13 +52,26 @@ def iter_recordings(name: str, root: str | Path, subjects: Sequence[int] | None 
 
 
 def synth(out: str | Path, datasets: Sequence[str] | None = None, n_subjects: int = 3,
-          seed: int = 0, seconds: float | None = None, progress=None) -> dict:
+          seed: int = 0, seconds: float | None = None, progress=None,
+          nuisances: bool = True, difficulty: str | Difficulty = "default") -> dict:
     """Write synthetic copies of ``datasets`` (all by default) under ``out/<name>/``.
 
     Returns the manifest (also written to ``out/manifest.json``): per dataset, the latent labels
-    and nuisance parameters that generated each trial. ``seconds`` overrides each dataset's
-    default (shortened) stimulus length.
+    and nuisance parameters that generated each trial, the release nuisances written
+    (``nuisances``: name -> what and where) and the counts a reader must find with default
+    options (``expected``). ``seconds`` overrides each dataset's default (shortened) stimulus
+    length; ``nuisances=False`` writes clean data (every modality for every subject, no NaN, no
+    artefact trials). ``difficulty``: a name of
+    :data:`~affectlab.datasets.synthetic.DIFFICULTIES` or a
+    :class:`~affectlab.datasets.synthetic.Difficulty` (effect size, subject shift, subject
+    specificity), recorded in the manifest.
     """
+    from affectlab.datasets import synthetic
+
+    if isinstance(difficulty, str):
+        if difficulty not in synthetic.DIFFICULTIES:
+            raise UnknownNameError("difficulty", difficulty, synthetic.DIFFICULTIES)
+        difficulty = synthetic.DIFFICULTIES[difficulty]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
@@ -61,9 +79,12 @@ def synth(out: str | Path, datasets: Sequence[str] | None = None, n_subjects: in
     for name in datasets or DATASET_NAMES:
         spec = get_spec(name)
         start = time.perf_counter()
-        entry = spec.writer(out / spec.name, n_subjects=n_subjects, seed=seed, seconds=seconds)
+        with synthetic.difficulty(difficulty):
+            entry = spec.writer(out / spec.name, n_subjects=n_subjects, seed=seed,
+                                seconds=seconds, nuisances=nuisances)
         entry["seconds_to_write"] = round(time.perf_counter() - start, 2)
-        entry.update(seed=seed, n_subjects=n_subjects, layout=spec.layout)
+        entry.update(seed=seed, n_subjects=n_subjects, layout=spec.layout,
+                     nuisances_on=nuisances, difficulty=asdict(difficulty))
         manifest[spec.name] = entry
         if progress is not None:
             progress(spec.name, entry)

@@ -19,7 +19,12 @@ from scipy.io.matlab import MatReadError
 from affectlab.errors import ConfigError, DatasetFormatError
 
 RATING_NAMES = ("valence", "arousal", "dominance", "liking")
-NAN_POLICIES = ("raise", "mark_missing")
+#: what a reader does with NaN / Inf inside released signals or features (the default first)
+NAN_POLICIES = ("mark_missing", "interpolate", "raise")
+DEFAULT_NAN_POLICY = NAN_POLICIES[0]
+#: ``interpolate`` fills gaps up to this long: in a signal (seconds) / in a feature set (windows)
+MAX_GAP_S = 0.5
+MAX_GAP_WINDOWS = 2
 
 
 @dataclass
@@ -83,6 +88,12 @@ class Recording:
     native_label: int | None = None
     missing: set[str] = field(default_factory=set)
     source: str = ""
+    #: per modality: samples (streams) or windows (features) that were not finite in the file,
+    #: and how many of them ``nan_policy="interpolate"`` filled
+    nonfinite: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: non-empty for a trial the release lists but that holds no usable data (an empty AMIGOS
+    #: cell, a MAHNOB session without ratings): it yields no windows and is counted as skipped
+    skipped: str = ""
 
     def rating(self, name: str) -> float:
         return float(self.ratings.get(name, math.nan))
@@ -197,26 +208,102 @@ def has_nan(array: np.ndarray) -> bool:
     return bool(np.isnan(array).any()) if np.issubdtype(array.dtype, np.floating) else False
 
 
-def apply_nan_policy(
-    recording: Recording, modality: str, array: np.ndarray, path: str | Path, key: str,
-    nan_policy: str,
-) -> bool:
-    """Return True if ``array`` may be used; otherwise mark the modality missing or raise.
+def _nan_error(path: str | Path, key: str, modality: str, count: int, unit: str) -> None:
+    raise DatasetFormatError(
+        path, f"key '{key}' ({modality}) holds {count} non-finite {unit}",
+        "finite values; the default nan_policy=mark_missing marks the affected windows missing "
+        "(--set data.nan_policy=mark_missing), nan_policy=interpolate fills short gaps")
 
-    Under ``nan_policy="raise"`` a NaN is an error that names the file and key; under
-    ``"mark_missing"`` the modality is recorded as missing for this trial (never zero-filled).
+
+def _gap_runs(bad: np.ndarray) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of the runs of True in a 1-D boolean array."""
+    edges = np.diff(np.r_[0, bad.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def _short_gaps(bad: np.ndarray, longest: int) -> np.ndarray:
+    """The positions of ``bad`` that lie in runs of at most ``longest`` with a good neighbour
+    on both sides (gaps at the edges are not interpolated)."""
+    short = np.zeros_like(bad)
+    for start, stop in _gap_runs(bad):
+        if stop - start <= longest and start > 0 and stop < len(bad):
+            short[start:stop] = True
+    return short
+
+
+def _fill_linear(data: np.ndarray, bad: np.ndarray, axis: int) -> np.ndarray:
+    """``data`` with the positions ``bad`` (along ``axis``) replaced by linear interpolation
+    between the nearest good ones (constant beyond the first / last good position)."""
+    moved = np.moveaxis(np.array(data, dtype=np.float64), axis, 0)
+    flat = moved.reshape(len(moved), -1)
+    good = np.flatnonzero(~bad)
+    where = np.flatnonzero(bad)
+    for column in range(flat.shape[1]):
+        flat[where, column] = np.interp(where, good, flat[good, column])
+    return np.moveaxis(flat.reshape(moved.shape), 0, axis)
+
+
+def add_stream(rec: Recording, modality: str, stream: Stream, path: str | Path, key: str,
+               nan_policy: str) -> None:
+    """Add ``stream`` to ``rec`` under ``modality``, handling non-finite samples by policy.
+
+    A sample is bad when any channel of it is NaN / Inf. ``mark_missing`` (default) keeps the
+    good samples and flags the bad ones in ``stream.valid`` (their values are interpolated from
+    their neighbours so that filters see no jump; every window that touches a flagged sample is
+    marked missing later, never averaged in); ``interpolate`` additionally accepts gaps of at
+    most :data:`MAX_GAP_S` between good samples as valid; ``raise`` stops with an error naming
+    the file and key. A stream without a single good sample marks the modality missing.
     """
-    if not has_nan(array):
-        return True
+    bad = ~np.isfinite(stream.data).all(axis=0)
+    if not bad.any():
+        rec.streams[modality] = stream
+        return
     if nan_policy == "raise":
-        raise DatasetFormatError(
-            path,
-            f"key '{key}' ({modality}) contains NaN",
-            "finite values; pass nan_policy='mark_missing' (--set data.nan_policy=mark_missing)"
-            " to record this modality as missing for the trial",
-        )
-    recording.missing.add(modality)
-    return False
+        _nan_error(path, key, modality, int(bad.sum()), "samples")
+    counts = {"nonfinite": int(bad.sum()), "interpolated": 0}
+    rec.nonfinite[modality] = counts
+    if bad.all():
+        rec.missing.add(modality)
+        return
+    data = _fill_linear(stream.data, bad, axis=1)
+    if nan_policy == "interpolate":
+        short = _short_gaps(bad, int(round(MAX_GAP_S * stream.sfreq)))
+        counts["interpolated"] = int(short.sum())
+        bad &= ~short
+    valid = ~bad if stream.valid is None else stream.valid & ~bad
+    rec.streams[modality] = Stream(data, stream.sfreq, stream.ch_names, stream.onset_s, valid,
+                                   stream.units)
+
+
+def add_features(rec: Recording, modality: str, feats: Features, path: str | Path, key: str,
+                 nan_policy: str) -> None:
+    """Add a released feature set to ``rec``, handling non-finite windows by policy.
+
+    A window is bad when any of its values is NaN / Inf. ``mark_missing`` (default) keeps such
+    windows as NaN, so that the data preset marks exactly those windows missing;
+    ``interpolate`` fills runs of at most :data:`MAX_GAP_WINDOWS` bad windows between good ones
+    linearly along the window axis (longer runs stay missing); ``raise`` stops with an error. A
+    feature set without a single good window marks the modality missing.
+    """
+    bad = ~np.isfinite(feats.data.reshape(feats.n_windows, -1)).all(axis=1)
+    if not bad.any():
+        rec.features[modality] = feats
+        return
+    if nan_policy == "raise":
+        _nan_error(path, key, modality, int(bad.sum()), "windows")
+    counts = {"nonfinite": int(bad.sum()), "interpolated": 0}
+    rec.nonfinite[modality] = counts
+    if bad.all():
+        rec.missing.add(modality)
+        return
+    data = np.where(np.isfinite(feats.data), feats.data, np.nan)
+    if nan_policy == "interpolate":
+        short = _short_gaps(bad, MAX_GAP_WINDOWS)
+        if short.any():
+            filled = _fill_linear(data, bad, axis=0)
+            data[short] = filled[short]
+        counts["interpolated"] = int(short.sum())
+    rec.features[modality] = Features(data, feats.window_s, feats.axes, feats.feature_names)
 
 
 def check_recording(recording: Recording, spec: DatasetSpec) -> None:
@@ -227,6 +314,9 @@ def check_recording(recording: Recording, spec: DatasetSpec) -> None:
     where = f"{spec.name} subject {recording.subject} session {recording.session} trial " \
         f"{recording.trial}"
     assert recording.dataset == spec.name, where
+    if recording.skipped:       # identifiers may be unknown (0) for a trial without data
+        assert not recording.streams and not recording.features, f"{where}: skipped with data"
+        return
     assert recording.subject >= 1 and recording.session >= 1 and recording.trial >= 1, where
     assert 1 <= recording.session <= spec.n_sessions, where
     assert recording.stimulus, f"{where}: empty stimulus id"
@@ -240,11 +330,15 @@ def check_recording(recording: Recording, spec: DatasetSpec) -> None:
         assert stream.onset_s * stream.sfreq < stream.n_times, f"{where}: {name} no stimulus"
         if stream.valid is not None:
             assert stream.valid.shape == (stream.n_times,), f"{where}: {name} mask shape"
+            assert stream.valid.dtype == bool, f"{where}: {name} mask dtype"
         assert np.isfinite(stream.data).all(), f"{where}: {name} has non-finite values"
     for name, feats in recording.features.items():
         assert name in spec.feature_sets, f"{where}: unknown feature set {name}"
         assert feats.data.ndim == len(feats.axes), f"{where}: {name} axes"
         assert feats.axes[0] == "window" and feats.window_s > 0, f"{where}: {name} windows"
+        finite = np.isfinite(feats.data.reshape(feats.n_windows, -1)).all(axis=1)
+        assert finite.any(), f"{where}: {name} has no finite window (should be missing)"
+        assert name in recording.nonfinite or finite.all(), f"{where}: {name} NaN not counted"
     assert not (recording.missing & (set(recording.streams) | set(recording.features))), (
         f"{where}: a modality is both present and missing"
     )

@@ -4,6 +4,8 @@ Layout read (``--root`` is the folder holding ``data_preprocessed_python/``)::
 
     data_preprocessed_python/s01.dat ... s32.dat   Python-2 pickles {'data': (40, 40, 8064),
                                                    'labels': (40, 4)}, trial = video order
+                                                   (a copy or subset may hold other trial
+                                                   counts: sizes are taken from the file)
     metadata_csv/participant_ratings.csv           Participant_id, Trial, Experiment_id, ...
     face/s01/s01_trial01.csv ...                   OpenFace CSVs of face_video/sXX/sXX_trialYY.avi
                                                    (YY = presentation trial, s01-s22 only)
@@ -11,7 +13,10 @@ Layout read (``--root`` is the folder holding ``data_preprocessed_python/``)::
 Rows of ``data`` are in video (Experiment_id) order; the first 3 s (384 samples) are the
 pre-trial baseline. Face files are named by presentation trial and mapped to the video through
 ``participant_ratings.csv``. A trial without its face file has the face modalities marked
-missing.
+missing: the release has face video for 22 of the 32 participants only, and a few videos of
+those are absent, so the ``default`` data preset leaves faces out and the ``all`` preset marks
+them missing where absent. NaN / Inf samples are handled by ``nan_policy`` (default: the
+affected windows are marked missing).
 """
 
 from __future__ import annotations
@@ -24,24 +29,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from affectlab import signal as sig
 from affectlab.datasets import openface
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
+    DEFAULT_NAN_POLICY,
     DatasetSpec,
     Recording,
     Stream,
-    apply_nan_policy,
+    add_stream,
     check_array,
     check_nan_policy,
     require_dir,
     resolve_root,
 )
 from affectlab.datasets.channels import DEAP_EEG
-from affectlab.errors import DatasetFormatError
+from affectlab.errors import ConfigError, DatasetFormatError
 
 SFREQ = 128.0
 BASELINE_S = 3.0
-N_TRIALS = 40
+N_TRIALS = 40                   # of the release; a file's own count is what is read
+N_CHANNELS = 40
 PYTHON_DIR = "data_preprocessed_python"
 RATINGS_CSV = Path("metadata_csv") / "participant_ratings.csv"
 FACE_DIR = "face"
@@ -75,8 +83,12 @@ def load_dat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if key not in content:
             raise DatasetFormatError(path, f"key '{key}' missing (keys: {sorted(content)})",
                                      "keys 'data' and 'labels'")
-    data = check_array(content["data"], path, "data", shape=(N_TRIALS, 40, None))
-    labels = check_array(content["labels"], path, "labels", shape=(N_TRIALS, 4))
+    data = check_array(content["data"], path, "data", shape=(None, N_CHANNELS, None))
+    labels = check_array(content["labels"], path, "labels", shape=(None, 4))
+    if len(data) != len(labels) or len(data) == 0:
+        raise DatasetFormatError(path, f"key 'data' holds {len(data)} trials and 'labels' "
+                                 f"{len(labels)}", "one labels row (valence, arousal, dominance, "
+                                 "liking) per trial of 'data', at least one")
     if data.shape[2] <= int(BASELINE_S * SFREQ):
         raise DatasetFormatError(path, f"key 'data' has only {data.shape[2]} samples per trial",
                                  f"more than the {int(BASELINE_S * SFREQ)} baseline samples")
@@ -100,7 +112,7 @@ def presentation_orders(root: Path) -> dict[int, dict[int, int]]:
 
 
 def read(root: Path, subjects: Sequence[int] | None = None, face_dir: Path | None = None,
-         nan_policy: str = "raise", **_: object) -> Iterator[Recording]:
+         nan_policy: str = DEFAULT_NAN_POLICY, **_: object) -> Iterator[Recording]:
     """Yield DEAP recordings (one per subject x video), with face streams where available."""
     check_nan_policy(nan_policy)
     root = resolve_root(root, [PYTHON_DIR], "DEAP")
@@ -123,7 +135,7 @@ def read(root: Path, subjects: Sequence[int] | None = None, face_dir: Path | Non
                                  "Experiment_id")
     for subject, path in files.items():
         data, labels = load_dat(path)
-        for k in range(N_TRIALS):
+        for k in range(len(data)):
             yield _recording(subject, k, data[k], labels[k], path, face_root,
                              orders.get(subject), nan_policy)
 
@@ -138,10 +150,9 @@ def _recording(subject: int, k: int, trial: np.ndarray, labels: np.ndarray, path
     )
     for modality, (rows, names) in CHANNELS.items():
         block = trial[rows]
-        if apply_nan_policy(rec, modality, block, path, f"data[{k}, {rows.start}:{rows.stop}]",
-                            nan_policy):
-            rec.streams[modality] = Stream(np.asarray(block, np.float64), SFREQ, list(names),
-                                           onset_s=BASELINE_S)
+        add_stream(rec, modality, Stream(np.asarray(block, np.float64), SFREQ, list(names),
+                                         onset_s=BASELINE_S),
+                   path, f"data[{k}, {rows.start}:{rows.stop}]", nan_policy)
     face_file = None
     if order is not None and (k + 1) in order:
         face_file = face_root / f"s{subject:02d}" / f"s{subject:02d}_trial{order[k + 1]:02d}.csv"
@@ -155,39 +166,60 @@ def _recording(subject: int, k: int, trial: np.ndarray, labels: np.ndarray, path
 # --------------------------------------------------------------------------- synthetic writer
 
 def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
-                    seconds: float | None = None) -> dict:
+                    seconds: float | None = None, nuisances: bool = True,
+                    n_trials: int | None = None) -> dict:
     """Write a synthetic DEAP: ``n_subjects`` .dat files, ratings CSV and face CSVs.
 
-    Stimulus length defaults to 8 s (real: 60 s); 40 trials and 40 channels as released.
-    Subjects 1 .. n-1 get face CSVs (the last has none, as s23-s32 in the real set); subject 3
-    lacks the face file of one trial, as s03 does.
+    Stimulus length defaults to 8 s (real: 60 s); ``n_trials`` trials (default 40, as released)
+    and 40 channels. With ``nuisances`` (the release's): the last subject has no face CSVs (as
+    s23-s32), subject 3 (or the last with faces) lacks the face file of one trial (as s03),
+    face tracking fails in short runs of frames (``success = 0``), and about 10 % of the trials
+    carry artefacts. Without: faces for everyone, every frame tracked, no artefact trials.
     """
     seconds = 8.0 if seconds is None else float(seconds)
+    n_trials = N_TRIALS if n_trials is None else int(n_trials)
+    if not 1 <= n_trials:
+        raise ConfigError("n_trials", f"got {n_trials}; must be >= 1")
     n_times = int(round((BASELINE_S + seconds) * SFREQ))
     folder = root / PYTHON_DIR
     folder.mkdir(parents=True, exist_ok=True)
     rating_rows, trials_manifest, profiles = [], [], {}
+    no_face, lost_files, artefacts, long_failures = [], [], [], []
+    lost_subject = 3 if n_subjects > 3 else max(1, n_subjects - 1)     # s03 lacks one video
     for subject in range(1, n_subjects + 1):
         rng = syn.rng_for(seed, "deap", subject)
         profile = syn.SubjectProfile.draw(rng, subject)
         profiles[subject] = profile.to_dict()
-        order = rng.permutation(N_TRIALS) + 1          # order[j] = video shown at trial j+1
-        data = np.zeros((N_TRIALS, 40, n_times))
-        labels = np.zeros((N_TRIALS, 4))
-        with_face = subject < n_subjects or n_subjects == 1
-        for k in range(N_TRIALS):
-            latent = syn.draw_latent(rng)
+        order = rng.permutation(n_trials) + 1          # order[j] = video shown at trial j+1
+        data = np.zeros((n_trials, N_CHANNELS, n_times))
+        labels = np.zeros((n_trials, 4))
+        with_face = not nuisances or subject < n_subjects or n_subjects == 1
+        if not with_face:
+            no_face.append(subject)
+        for k in range(n_trials):
+            latent = syn.draw_latent(rng, noisy_rate=0.1 if nuisances else 0.0)
+            if latent.noisy:
+                artefacts.append({"subject": subject, "trial": k + 1})
             data[k], env_events = _synth_trial(rng, latent, profile, n_times)
             labels[k] = [syn.rating_from_latent(latent.valence, 1, 9, rng),
                          syn.rating_from_latent(latent.arousal, 1, 9, rng),
                          round(float(rng.uniform(1, 9)), 2), round(float(rng.uniform(1, 9)), 2)]
             presentation = int(np.flatnonzero(order == k + 1)[0]) + 1
-            face = with_face and not (subject == 3 and presentation == 5)
+            lost = nuisances and subject == lost_subject and presentation == min(5, n_trials)
+            if lost:
+                lost_files.append({"subject": subject, "presentation_trial": presentation,
+                                   "video": k + 1})
+            face = with_face and not lost
             if face:
-                openface.synthesize_face(
+                written = openface.synthesize_face(
                     root / FACE_DIR / f"s{subject:02d}" / f"s{subject:02d}_trial"
                     f"{presentation:02d}.csv", rng, syn.rng_for(seed, "deap-face", subject),
-                    seconds, 25.0, latent, env_events, profile.face_lag_s)
+                    seconds, 25.0, latent, env_events, profile.face_lag_s,
+                    dropout_rate=0.03 if nuisances else 0.0)
+                if written["long_failure_s"] is not None:
+                    long_failures.append({"subject": subject, "trial": k + 1,
+                                          "seconds": written["long_failure_s"],
+                                          "untracked_windows": written["untracked_windows"]})
             trials_manifest.append({"subject": subject, "trial": k + 1, "video": k + 1,
                                     "presentation_trial": presentation, "face": face,
                                     **latent.to_dict()})
@@ -201,7 +233,17 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
     pd.DataFrame(rating_rows, columns=["Participant_id", "Trial", "Experiment_id", "Start_time",
                                        "Valence", "Arousal", "Dominance", "Liking",
                                        "Familiarity"]).to_csv(root / RATINGS_CSV, index=False)
-    return {"trials": trials_manifest, "subjects": profiles, "stimulus_seconds": seconds}
+    found = {}
+    if nuisances:
+        found = {"subjects_without_face": no_face, "missing_face_files": lost_files,
+                 "untracked_face_frames": "about 3 % of the frames, in runs of 5 (success = 0)",
+                 "face_tracking_lost": long_failures,
+                 "artefact_trials": artefacts}
+    windows_per_trial = sig.n_windows(int(round(seconds * SFREQ)), SFREQ, 1.0)
+    expected = syn.expected_counts(n_subjects, n_subjects * n_trials,
+                                   n_subjects * n_trials * windows_per_trial)
+    return {"trials": trials_manifest, "subjects": profiles, "stimulus_seconds": seconds,
+            "n_trials": n_trials, "nuisances": found, "expected": expected}
 
 
 def _synth_trial(rng: np.random.Generator, latent: syn.TrialLatent,
@@ -211,7 +253,7 @@ def _synth_trial(rng: np.random.Generator, latent: syn.TrialLatent,
     env_stim, events = syn.event_envelope(rng, n_times - onset, SFREQ)
     env = np.r_[np.zeros(onset), env_stim]
     calm = syn.TrialLatent(0.0, -0.3, None, latent.noisy, latent.session_gain)
-    out = np.zeros((40, n_times))
+    out = np.zeros((N_CHANNELS, n_times))
     out[:32, :onset] = syn.eeg(rng, DEAP_EEG, onset, SFREQ, calm, profile)
     out[:32, onset:] = syn.eeg(rng, DEAP_EEG, n_times - onset, SFREQ, latent, profile, env_stim)
     out[32:34] = 20 * rng.standard_normal((2, n_times))

@@ -6,17 +6,26 @@ Layout read (``--root`` is the folder holding the file, or the file itself)::
                    EEG_SamplingRate, ECG_SamplingRate, EEG_Electrodes, noOfSubjects,
                    noOfVideoSequences, Disclaimer, Provider, Version, Acknowledgement
 
-``DREAMER.Data`` is a 1x23 cell of structs (Age, Gender, EEG, ECG, ScoreValence, ScoreArousal,
-ScoreDominance). ``EEG.baseline`` / ``EEG.stimuli`` are 18x1 cells of ``(n, 14)`` **time x
-channel** arrays; ``ECG`` the same with ``(n, 2)``; the scores are ``(18, 1)`` integers 1-5.
-With scipy's defaults a stimulus is ``m['DREAMER'][0,0]['Data'][0,s]['EEG'][0,0]['stimuli']
-[0,0][t,0]``.
+``DREAMER.Data`` is a 1xS cell of structs (Age, Gender, EEG, ECG, ScoreValence, ScoreArousal,
+ScoreDominance), S = 23 in the release. ``EEG.baseline`` / ``EEG.stimuli`` are Tx1 cells of
+``(n, 14)`` **time x channel** arrays (T = 18 clips in the release); ``ECG`` the same with
+``(n, 2)``; the scores are ``(T, 1)`` integers 1-5. With scipy's defaults a stimulus is
+``m['DREAMER'][0,0]['Data'][0,s]['EEG'][0,0]['stimuli'][0,0][t,0]``.
+
+Sizes come from the file, never from the release's counts: the subjects are the cells of
+``Data``, a subject's clips the cells of its ``EEG.stimuli``; ``EEG.baseline``, ``ECG.baseline``,
+``ECG.stimuli`` and the three score vectors must hold as many, or the field that disagrees is
+named in the error (``noOfSubjects`` / ``noOfVideoSequences`` are not relied on).
 
 Each stream is the baseline followed by the stimulus, transposed to ``(channels, time)``;
 ``onset_s`` is the baseline length divided by the sampling rate read from the file (61 s in the
-release, 4 s in the synthetic copy). The EEG keeps Emotiv's DC offset of about 4000 uV: removing
-it is preprocessing, not reading. ``scipy.io.loadmat`` reads the whole file at once (about 2 GB
-in memory for the release); recordings are then yielded subject by subject.
+release, 4 s in the synthetic copy). The EEG keeps Emotiv's DC offset of about 4000 uV:
+removing it is preprocessing, not reading (the data presets subtract the baseline mean and
+band-pass before spectral features, so the offset does not reach them). Heavily artefacted clips
+are read like the others. NaN / Inf samples (none are known in the release) are handled by
+``nan_policy``: by default the affected windows are marked missing. ``scipy.io.loadmat`` reads
+the whole file at once (about 2 GB in memory for the release); recordings are then yielded
+subject by subject.
 """
 
 from __future__ import annotations
@@ -26,23 +35,25 @@ from pathlib import Path
 
 import numpy as np
 
+from affectlab import signal as sig
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
+    DEFAULT_NAN_POLICY,
     DatasetSpec,
     Recording,
     Stream,
-    apply_nan_policy,
+    add_stream,
     check_array,
     check_nan_policy,
     load_mat,
     resolve_root,
 )
 from affectlab.datasets.channels import EMOTIV_EEG
-from affectlab.errors import DatasetFormatError
+from affectlab.errors import ConfigError, DatasetFormatError
 
 FILE_NAME = "DREAMER.mat"
 VARIABLE = "DREAMER"
-N_TRIALS = 18
+N_TRIALS = 18               # of the release; a subject's own stimuli cells are what is read
 # modality -> (struct field, sampling-rate field, channel names)
 MODALITIES = {
     "eeg": ("EEG", "EEG_SamplingRate", EMOTIV_EEG),
@@ -107,7 +118,7 @@ def electrode_names(top: np.void) -> list[str]:
     return names if all(names) else list(EMOTIV_EEG)
 
 
-def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = "raise",
+def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = DEFAULT_NAN_POLICY,
          **_: object) -> Iterator[Recording]:
     """Yield DREAMER recordings (one per subject x clip) with ``eeg`` and ``ecg`` streams."""
     check_nan_policy(nan_policy)
@@ -120,6 +131,8 @@ def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = "r
     rates = {m: sampling_rate(top, rate, path) for m, (_f, rate, _n) in MODALITIES.items()}
     names = {"eeg": electrode_names(top), "ecg": MODALITIES["ecg"][2]}
     data = _cells(_field(top, "Data", path, VARIABLE), path, f"{VARIABLE}.Data")
+    if not data:
+        raise DatasetFormatError(path, f"'{VARIABLE}.Data' has no cells", "one cell per subject")
     wanted = list(range(1, len(data) + 1)) if subjects is None else list(subjects)
     absent = sorted(set(wanted) - set(range(1, len(data) + 1)))
     if absent:
@@ -138,11 +151,21 @@ def _subject(subject: int, node: object, path: Path, rates: dict[str, float],
     for modality, (field, _rate, _names) in MODALITIES.items():
         struct = _record(_field(record, field, path, where), path, f"{where}.{field}")
         for part in ("baseline", "stimuli"):
-            key = f"{where}.{field}.{part}"
             cells[modality, part] = _cells(_field(struct, part, path, f"{where}.{field}"),
-                                           path, key, N_TRIALS)
-    ratings = {name: _scores(record, field, path, where) for name, field in SCORES.items()}
-    for t in range(N_TRIALS):
+                                           path, f"{where}.{field}.{part}")
+    reference = f"{where}.EEG.stimuli"
+    n_trials = len(cells["eeg", "stimuli"])
+    if n_trials == 0:
+        raise DatasetFormatError(path, f"'{reference}' has no cells", "one cell per clip")
+    for (modality, part), items in cells.items():
+        if len(items) != n_trials:
+            key = f"{where}.{MODALITIES[modality][0]}.{part}"
+            raise DatasetFormatError(path, f"'{key}' has {len(items)} cells but "
+                                     f"'{reference}' {n_trials}", "one cell per clip in every "
+                                     "baseline / stimuli field")
+    ratings = {name: _scores(record, field, path, where, n_trials)
+               for name, field in SCORES.items()}
+    for t in range(n_trials):
         rec = Recording(dataset="dreamer", subject=subject, session=1, trial=t + 1,
                         stimulus=f"video{t + 1:02d}",
                         ratings={name: float(v[t]) for name, v in ratings.items()},
@@ -154,12 +177,13 @@ def _subject(subject: int, node: object, path: Path, rates: dict[str, float],
         yield rec
 
 
-def _scores(record: np.void, field: str, path: Path, where: str) -> np.ndarray:
+def _scores(record: np.void, field: str, path: Path, where: str, n_trials: int) -> np.ndarray:
     key = f"{where}.{field}"
     values = check_array(_field(record, field, path, where), path, key).ravel()
-    if values.size != N_TRIALS:
-        raise DatasetFormatError(path, f"key '{key}' has {values.size} values",
-                                 f"({N_TRIALS}, 1) scores")
+    if values.size != n_trials:
+        raise DatasetFormatError(path, f"key '{key}' has {values.size} values but "
+                                 f"'{where}.EEG.stimuli' {n_trials} cells",
+                                 f"({n_trials}, 1) scores, one per clip")
     values = values.astype(np.float64)
     if not np.isfinite(values).all():
         raise DatasetFormatError(path, f"key '{key}' contains NaN", "integer scores 1-5")
@@ -176,12 +200,11 @@ def _add_stream(rec: Recording, modality: str, baseline: object, stimulus: objec
         block = check_array(array, path, key, shape=(None, n_ch))
         if part == "stimuli" and block.shape[0] == 0:
             raise DatasetFormatError(path, f"key '{key}' has no samples", f"(n, {n_ch}), n > 0")
-        if not apply_nan_policy(rec, modality, block, path, key, nan_policy):
-            return
         blocks.append(block)
     data = np.ascontiguousarray(np.concatenate(blocks, axis=0).T, dtype=np.float64)
-    rec.streams[modality] = Stream(data, sfreq, list(ch_names),
-                                   onset_s=blocks[0].shape[0] / sfreq)
+    add_stream(rec, modality, Stream(data, sfreq, list(ch_names),
+                                     onset_s=blocks[0].shape[0] / sfreq),
+               path, f"{where}.baseline/stimuli{{{rec.trial}}}", nan_policy)
 
 
 # --------------------------------------------------------------------------- synthetic writer
@@ -206,27 +229,43 @@ def _cell(items: Sequence[object], shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
-                    seconds: float | None = None) -> dict:
-    """Write a synthetic ``DREAMER.mat`` with ``n_subjects`` subjects x 18 clips.
+DC_OFFSET_UV = (4000.0, 60.0)      # Emotiv's per-channel DC offset: mean, spread across channels
 
-    Stimuli last 10 s by default (real: 65-393 s) and baselines 4 s (real: 61 s); sampling
-    rates, channel counts, axis order (time x channel), struct fields and cell shapes are as
-    released. The EEG carries a per-channel DC offset around 4000 uV like Emotiv's output.
+
+def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
+                    seconds: float | None = None, nuisances: bool = True,
+                    n_trials: int | None = None) -> dict:
+    """Write a synthetic ``DREAMER.mat`` with ``n_subjects`` subjects x ``n_trials`` clips.
+
+    ``n_trials`` defaults to the release's 18. Stimuli last 10 s by default (real: 65-393 s)
+    and baselines 4 s (real: 61 s); sampling rates, channel counts, axis order (time x
+    channel), struct fields and cell shapes are as released. With ``nuisances`` (the
+    release's): the EEG carries a per-channel DC offset around 4000 uV like Emotiv's output, and
+    about 10 % of the clips carry EEG artefacts. Without: no offset, no artefacts.
     """
     seconds = 10.0 if seconds is None else float(seconds)
+    n_trials = N_TRIALS if n_trials is None else int(n_trials)
+    if n_trials < 1:
+        raise ConfigError("n_trials", f"got {n_trials}; must be >= 1")
     root.mkdir(parents=True, exist_ok=True)
     data, trials_manifest, profiles = [], [], {}
+    offsets, artefacts = {}, []
     for subject in range(1, n_subjects + 1):
         rng = syn.rng_for(seed, "dreamer", subject)
         profile = syn.SubjectProfile.draw(rng, subject)
         profiles[subject] = profile.to_dict()
-        offset = syn.quantize(4000.0 + rng.normal(0, 60, (1, len(EMOTIV_EEG))))
+        offset = syn.quantize(DC_OFFSET_UV[0] + rng.normal(0, DC_OFFSET_UV[1],
+                                                           (1, len(EMOTIV_EEG))))
+        if not nuisances:
+            offset = np.zeros_like(offset)
+        offsets[subject] = [round(float(offset.min()), 1), round(float(offset.max()), 1)]
         parts: dict[tuple[str, str], list[np.ndarray]] = {
             (m, p): [] for m in SFREQ for p in ("baseline", "stimuli")}
-        scores = np.zeros((N_TRIALS, 3), np.uint8)
-        for t in range(N_TRIALS):
-            latent = syn.draw_latent(rng)
+        scores = np.zeros((n_trials, 3), np.uint8)
+        for t in range(n_trials):
+            latent = syn.draw_latent(rng, noisy_rate=0.1 if nuisances else 0.0)
+            if latent.noisy:
+                artefacts.append({"subject": subject, "trial": t + 1})
             for (modality, part), array in _synth_trial(rng, latent, profile, seconds).items():
                 parts[modality, part].append(array + (offset if modality == "eeg" else 0))
             scores[t] = [syn.rating_from_latent(latent.valence, 1, 5, rng, integer=True),
@@ -234,7 +273,7 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
                          int(rng.integers(1, 6))]
             trials_manifest.append({"subject": subject, "session": 1, "trial": t + 1,
                                     "stimulus": f"video{t + 1:02d}", **latent.to_dict()})
-        signals = {field: _struct(**{p: _cell(parts[m, p], (N_TRIALS, 1))
+        signals = {field: _struct(**{p: _cell(parts[m, p], (n_trials, 1))
                                      for p in ("baseline", "stimuli")})
                    for m, (field, _rate, _names) in MODALITIES.items()}
         data.append(_struct(
@@ -244,12 +283,24 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
     top = _struct(
         Data=_cell(data, (1, n_subjects)), EEG_SamplingRate=SFREQ["eeg"],
         ECG_SamplingRate=SFREQ["ecg"], EEG_Electrodes=_cell(EMOTIV_EEG, (1, len(EMOTIV_EEG))),
-        noOfSubjects=float(n_subjects), noOfVideoSequences=float(N_TRIALS),
+        noOfSubjects=float(n_subjects), noOfVideoSequences=float(n_trials),
         Disclaimer="Synthetic data written by affectlab; not the DREAMER release.",
         Provider="affectlab", Version="synthetic", Acknowledgement="none")
     syn.write_mat(root / FILE_NAME, {VARIABLE: top})
+    found = {}
+    if nuisances:
+        found = {"eeg_dc_offset_uv": {"every EEG channel": f"{DC_OFFSET_UV[0]:.0f} +- "
+                                      f"{DC_OFFSET_UV[1]:.0f} (per channel)",
+                                      "range_per_subject": offsets},
+                 "artefact_trials": artefacts}
+    windows_per_trial = sig.n_windows(int(round(seconds * SFREQ["eeg"])), SFREQ["eeg"], 1.0)
+    n_total = n_subjects * n_trials
+    expected = syn.expected_counts(n_subjects, n_total, n_total * windows_per_trial) \
+        if windows_per_trial else syn.expected_counts(0, 0, 0, trials_without_windows={
+            "shorter than one 1.0 s window": n_total})
     return {"trials": trials_manifest, "subjects": profiles, "stimulus_seconds": seconds,
-            "baseline_seconds": SYNTH_BASELINE_S}
+            "baseline_seconds": SYNTH_BASELINE_S, "n_trials": n_trials, "nuisances": found,
+            "expected": expected}
 
 
 def _synth_trial(rng: np.random.Generator, latent: syn.TrialLatent,

@@ -21,13 +21,29 @@ part is dropped. EEG and ECG are in microvolts; GSR, Resp and Temp keep the phys
 the BDF header (``Stream.units``). The face video is assumed to start with the recording, so the
 BDF onset time is the stimulus onset on the video's clock.
 
-Folders that are not usable emotion trials are skipped and counted in one logging warning:
-no ``session.xml``, no BDF, ``isStim="0"``, or no felt ratings (implicit-tagging sessions).
+Sizes come from the folders found: every numbered folder of ``Sessions/`` is looked at, and
+nothing assumes 20 trials per participant or a session numbering. What the release holds besides
+usable trials, and what the reader does with it:
+
+* An emotion session that cannot be used (``session.xml`` without felt ratings next to an
+  ``*_emotion.bdf``; felt ratings but no BDF; an ``*_emotion.bdf`` without ``session.xml``) is
+  yielded as a recording without data whose ``skipped`` says why (``"no felt ratings"``, ``"no
+  BDF"``, ``"no session.xml"``), so that it is counted, never silently lost; ``subject`` comes
+  from ``<subject id>`` or the BDF name (0 when neither tells) and ``trial`` is 0.
+* Folders of other experiments are not emotion trials and are left out, counted in one
+  logging message at INFO level: ``isStim="0"``, and folders with neither felt ratings nor an
+  ``*_emotion.bdf`` (the implicit-tagging experiment shares the ``Sessions/`` folder).
+* BioSemi's large DC offsets (unreferenced CMS/DRL recording) are kept: re-referencing and
+  baseline removal are preprocessing. Heavily artefacted trials are read like the others.
+* Participants without face video: the face modalities are missing for their trials.
+  Untracked face frames (``success = 0``) are masked.
+
 ``subject`` is ``int(<subject id>)``; ``session`` is 1; ``trial`` numbers a participant's usable
 emotion sessions in ``sessionId`` order (1-based, so gaps in the release are closed up);
 ``stimulus`` is the stem of ``mediaFile`` (the clip, shared across participants). Ratings:
 valence = feltVlnc, arousal = feltArsl, dominance = feltCtrl (1-9); feltEmo and feltPred are not
-used. BDF samples are integers, so the signals cannot hold NaN.
+used. BDF samples are integers, so the signals cannot hold NaN (``nan_policy`` is accepted for
+symmetry with the other readers).
 """
 
 from __future__ import annotations
@@ -45,9 +61,11 @@ from pathlib import Path
 import mne
 import numpy as np
 
+from affectlab import signal as sig
 from affectlab.datasets import openface
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
+    DEFAULT_NAN_POLICY,
     DatasetSpec,
     Recording,
     Stream,
@@ -56,7 +74,7 @@ from affectlab.datasets.base import (
     resolve_root,
 )
 from affectlab.datasets.channels import DEAP_EEG, MAHNOB_CHANNELS
-from affectlab.errors import DatasetFormatError
+from affectlab.errors import ConfigError, DatasetFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +102,16 @@ TO_MICROVOLT = {"uV": 1.0, "\u00b5V": 1.0, "\u03bcV": 1.0, "\x83\xcaV": 1.0, "mV
 
 @dataclass
 class Session:
-    """One usable emotion-elicitation session folder."""
+    """One emotion-elicitation session folder; ``skipped`` says why one cannot be used."""
 
     session_id: int
     folder: Path
-    bdf: Path
+    bdf: Path | None
     subject: int
     stimulus: str
     ratings: dict[str, float]
     cut_len_s: float | None
+    skipped: str = ""
 
 
 @dataclass
@@ -160,28 +179,50 @@ def _find_bdf(folder: Path) -> Path | None:
     return other[0] if len(other) == 1 else None
 
 
+def _bdf_subject(bdf: Path | None) -> int | None:
+    match = BDF_PATTERN.match(bdf.name) if bdf is not None else None
+    return int(match.group(1)) if match else None
+
+
+def _unusable(folder: Path, bdf: Path | None, attrs: dict[str, str], subject_id: str | None,
+              reason: str) -> Session:
+    """An emotion session without usable data: identifiers where the folder tells them."""
+    subject = int(subject_id) if subject_id and subject_id.strip().isdigit() else \
+        (_bdf_subject(bdf) or 0)
+    media = attrs.get("mediaFile", "").strip() or attrs.get("cutNr", "").strip()
+    return Session(int(folder.name), folder, bdf, subject, Path(media).stem if media else "",
+                   {}, None, skipped=reason)
+
+
 def scan_sessions(sessions_dir: Path) -> tuple[list[Session], Counter]:
-    """Usable emotion sessions in ``sessionId`` order, and the skipped folders by reason."""
+    """The emotion sessions in ``sessionId`` order (unusable ones with ``skipped`` set), and the
+    folders left out as not being emotion sessions, by reason."""
     folders = sorted((p for p in sessions_dir.iterdir()
                       if p.is_dir() and SESSION_PATTERN.match(p.name)), key=lambda p: int(p.name))
-    sessions, skipped = [], Counter()
+    sessions, ignored = [], Counter()
     for folder in folders:
         xml_path = folder / SESSION_XML
         bdf = _find_bdf(folder)
+        emotion_bdf = bdf is not None and BDF_PATTERN.match(bdf.name) is not None
         if not xml_path.is_file():
-            skipped["no session.xml"] += 1
-            continue
-        if bdf is None:
-            skipped["no BDF"] += 1
+            if emotion_bdf:
+                sessions.append(_unusable(folder, bdf, {}, None, "no session.xml"))
+            else:
+                ignored["no session.xml and no emotion BDF"] += 1
             continue
         attrs, subject_id = parse_session_xml(xml_path)
+        rated = bool(attrs.get("feltVlnc", "").strip() and attrs.get("feltArsl", "").strip())
         if attrs.get("isStim", "1").strip() == "0":
-            skipped['isStim="0"'] += 1
-        elif not (attrs.get("feltVlnc", "").strip() and attrs.get("feltArsl", "").strip()):
-            skipped["no felt ratings"] += 1
+            ignored['isStim="0"'] += 1
+        elif not rated and not emotion_bdf:
+            ignored["no felt ratings and no emotion BDF"] += 1
+        elif bdf is None:
+            sessions.append(_unusable(folder, bdf, attrs, subject_id, "no BDF"))
+        elif not rated:
+            sessions.append(_unusable(folder, bdf, attrs, subject_id, "no felt ratings"))
         else:
             sessions.append(_session(folder, bdf, attrs, subject_id, xml_path))
-    return sessions, skipped
+    return sessions, ignored
 
 
 # --------------------------------------------------------------------------- BDF
@@ -281,17 +322,20 @@ def _check_channels(header: BdfHeader, path: Path) -> None:
 # --------------------------------------------------------------------------- reader
 
 def read(root: Path, subjects: Sequence[int] | None = None, face_dir: Path | None = None,
-         nan_policy: str = "raise", **_: object) -> Iterator[Recording]:
-    """Yield MAHNOB-HCI emotion trials (one per usable session folder), one BDF at a time."""
+         nan_policy: str = DEFAULT_NAN_POLICY, **_: object) -> Iterator[Recording]:
+    """Yield MAHNOB-HCI emotion trials (one per emotion session folder), one BDF at a time.
+
+    Unusable emotion sessions are yielded with ``Recording.skipped`` set and nothing else.
+    """
     check_nan_policy(nan_policy)
     root = resolve_root(root, [SESSIONS_DIR], "MAHNOB-HCI")
     sessions_dir = require_dir(root / SESSIONS_DIR, "MAHNOB-HCI Sessions",
                                "Sessions/<sessionId>/session.xml and *_emotion.bdf")
-    sessions, skipped = scan_sessions(sessions_dir)
-    if skipped:
-        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        logger.warning("MAHNOB-HCI: skipped %d session folder(s) under %s that are not usable "
-                       "emotion trials (%s)", sum(skipped.values()), sessions_dir, detail)
+    sessions, ignored = scan_sessions(sessions_dir)
+    if ignored:
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(ignored.items()))
+        logger.info("MAHNOB-HCI: left out %d session folder(s) under %s that are not emotion "
+                    "sessions (%s)", sum(ignored.values()), sessions_dir, detail)
     if not sessions:
         raise DatasetFormatError(sessions_dir, "no emotion-elicitation session folders",
                                  "<sessionId>/session.xml with felt ratings and a "
@@ -307,7 +351,14 @@ def read(root: Path, subjects: Sequence[int] | None = None, face_dir: Path | Non
                                      f"{', '.join(map(str, absent))}")
         by_subject = {s: by_subject[s] for s in subjects}
     for subject in sorted(by_subject):
-        for trial, session in enumerate(by_subject[subject], start=1):
+        trial = 0
+        for session in by_subject[subject]:
+            if session.skipped:
+                yield Recording(dataset="mahnob", subject=session.subject, session=1, trial=0,
+                                stimulus=session.stimulus, source=str(session.folder),
+                                skipped=session.skipped)
+                continue
+            trial += 1
             yield _recording(session, trial, face_dir)
 
 
@@ -412,62 +463,118 @@ def write_bdf(path: Path, data: np.ndarray, labels: list[str], start: datetime,
     path.write_bytes(header.encode("latin-1") + body)
 
 
+LONG_FAILURES_PER_SUBJECT = 2      # face trials with a 2-3 s tracking failure, per subject
+
+
 def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
-                    seconds: float | None = None) -> dict:
+                    seconds: float | None = None, nuisances: bool = True,
+                    n_trials: int | None = None) -> dict:
     """Write a synthetic MAHNOB-HCI ``Sessions/`` folder: XML, BDF and face CSVs per session.
 
     Clips last up to ``seconds`` (default 6 s; real 35-117 s), with 3 s before and ~2 s after
-    (real ~30 s each). 20 emotion sessions per participant, numbered as in the release;
-    participant 3 (or the last, if fewer) is incomplete: one folder without a BDF, one without
-    felt ratings, one absent (17 usable trials). Participant 1 also has an implicit-tagging
-    folder (isStim="0", no felt ratings). The last participant has no face CSVs.
+    (real ~30 s each). ``n_trials`` emotion sessions per participant (default 20 as released,
+    at most 20), numbered as in the release. With ``nuisances`` (the release's): unreferenced
+    BioSemi DC offsets of up to +-3 mV on the EEG / EXG channels; participant 3 (or the last,
+    if fewer) is incomplete: one folder without a BDF, one without felt ratings, one absent
+    (17 usable trials of 20); participant 1 also has an implicit-tagging folder (isStim="0", no
+    felt ratings); the last participant has no face CSVs; face tracking fails on single frames
+    and, in two trials per participant, once for 2-3 s inside the clip; about 10 % of the trials
+    carry EEG artefacts. Without: every session complete and clean, faces for everyone.
+
+    Returns the manifest entry: ``trials``, ``nuisances`` (what was written where) and
+    ``expected`` (what the reader and the ``default`` data preset find).
     """
     seconds = 6.0 if seconds is None else float(seconds)
+    n_trials = N_TRIALS if n_trials is None else int(n_trials)
+    if not 1 <= n_trials <= N_TRIALS:
+        raise ConfigError("n_trials", f"got {n_trials}; must be 1-{N_TRIALS} (one session per "
+                                      "clip)")
     clip_rng = syn.rng_for(seed, "mahnob-clips")
     clip_va = clip_rng.uniform(-0.9, 0.9, (N_TRIALS, 2))
     clip_len = np.round(seconds * clip_rng.uniform(0.75, 1.0, N_TRIALS), 2)
-    incomplete = min(3, n_subjects)
-    trials, profiles, skipped = [], {}, 0
+    plan_rng = syn.rng_for(seed, "mahnob-nuisances")
+    incomplete = min(3, n_subjects) if nuisances and n_trials >= 4 else None
+    no_face = n_subjects if nuisances and n_subjects > 1 else None
+    trials, profiles = [], {}
+    found: dict = {"session_folders_without_bdf": [], "session_folders_without_ratings": [],
+                   "absent_session_folders": [], "implicit_tagging_folders": [],
+                   "face_tracking_failures": [], "artefact_trials": []}
+    skipped: dict[str, int] = {}
+    windows, untracked = 0, 0
     for subject in range(1, n_subjects + 1):
         rng = syn.rng_for(seed, "mahnob", subject)
         profile = syn.SubjectProfile.draw(rng, subject)
         profiles[subject] = profile.to_dict()
         order = rng.permutation(N_TRIALS)
         offsets = rng.uniform(-3000, 3000, len(MAHNOB_CHANNELS) - 7)   # unreferenced DC, uV
+        if not nuisances:
+            offsets[:] = 0.0
         start = datetime(2009, 7, 9, 17, 0) + timedelta(days=3 * subject)
-        with_face = subject < n_subjects or n_subjects == 1
+        with_face = subject != no_face
+        long_failure = set()
+        if nuisances and with_face:
+            long_failure = {int(k) for k in plan_rng.choice(
+                np.arange(1, n_trials + 1), min(LONG_FAILURES_PER_SUBJECT, n_trials),
+                replace=False)}
         usable = 0
-        for k in range(1, N_TRIALS + 1):
+        for k in range(1, n_trials + 1):
             session_id = (subject - 1) * SESSION_BLOCK + 2 * k
-            if subject == incomplete and k == N_TRIALS:
+            if subject == incomplete and k == n_trials:
+                found["absent_session_folders"].append(session_id)
                 continue                                      # no folder at all
             clip = int(order[k - 1])
             v, a = np.clip(clip_va[clip] + rng.normal(0, 0.3, 2), -1, 1)
-            latent = syn.TrialLatent(float(v), float(a), None, bool(rng.random() < 0.1))
+            noisy = bool(rng.random() < (0.1 if nuisances else 0.0))
+            latent = syn.TrialLatent(float(v), float(a), None, noisy)
             ctx = _Trial(root / SESSIONS_DIR / str(session_id), subject, k, session_id, clip,
                          float(clip_len[clip]), start + timedelta(minutes=4 * k))
-            rated = not (subject == incomplete and k == N_TRIALS - 1)
+            rated = not (subject == incomplete and k == n_trials - 1)
             ratings = _write_xml(ctx, rng, latent, rated)
-            if subject == incomplete and k == N_TRIALS - 2:
-                skipped += 1                                   # session.xml but no BDF
-                continue
+            if subject == incomplete and k == n_trials - 2:
+                found["session_folders_without_bdf"].append(session_id)
+                skipped["no BDF"] = skipped.get("no BDF", 0) + 1
+                continue                                      # session.xml but no BDF
             events = _write_bdf_trial(ctx, rng, latent, profile, offsets)
             face = with_face
             if face:
-                _write_face(ctx, rng, syn.rng_for(seed, "mahnob-face", subject), latent, events,
-                            profile.face_lag_s)
+                written = _write_face(ctx, rng, syn.rng_for(seed, "mahnob-face", subject),
+                                      latent, events, profile.face_lag_s, nuisances,
+                                      k in long_failure)
+                if rated:
+                    untracked += len(written["untracked_windows"])
+                if written["long_failure_s"] is not None:
+                    found["face_tracking_failures"].append(
+                        {"subject": subject, "session_id": session_id,
+                         "trial": usable + 1 if rated else 0,
+                         "seconds": written["long_failure_s"],
+                         "untracked_windows": written["untracked_windows"]})
             if not rated:
-                skipped += 1
+                found["session_folders_without_ratings"].append(session_id)
+                skipped["no felt ratings"] = skipped.get("no felt ratings", 0) + 1
                 continue
             usable += 1
+            windows += sig.n_windows(ctx.offset - ctx.onset, SFREQ, 1.0)
+            if noisy:
+                found["artefact_trials"].append({"subject": subject, "trial": usable,
+                                                 "session_id": session_id})
             trials.append({"subject": subject, "session": 1, "trial": usable,
                            "session_id": session_id, "stimulus": CLIPS[clip],
                            "clip_seconds": ctx.clip_s, "face": face, **latent.to_dict(),
                            **{f"rating_{key}": val for key, val in ratings.items()}})
-        if subject == 1:
-            skipped += _write_tagging_folder(root, rng, start)
+        if subject == 1 and nuisances:
+            found["implicit_tagging_folders"].append(_write_tagging_folder(root, rng, start))
+    if nuisances:
+        found.update({"eeg_dc_offsets_uv": "uniform in +-3000 per EEG / EXG channel and "
+                      "participant (unreferenced BioSemi)",
+                      "subjects_without_face": [no_face] if no_face else [],
+                      "untracked_face_frames": "about 3 % of the frames, single frames "
+                      "(success = 0)", "untracked_face_windows": untracked})
+    subjects_with_trials = len({t["subject"] for t in trials})
+    expected = syn.expected_counts(subjects_with_trials, len(trials), windows,
+                                   trials_without_windows=skipped)
     return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds,
-            "skipped_folders": skipped}
+            "n_trials": n_trials, "nuisances": found if nuisances else {},
+            "expected": expected}
 
 
 @dataclass
@@ -570,8 +677,14 @@ def _write_bdf_trial(ctx: _Trial, rng: np.random.Generator, latent: syn.TrialLat
 
 
 def _write_face(ctx: _Trial, rng: np.random.Generator, subject_rng: np.random.Generator,
-                latent: syn.TrialLatent, events: np.ndarray, lag_s: float) -> None:
-    """OpenFace CSV of the frontal video: from recording start to 1 s after the clip."""
+                latent: syn.TrialLatent, events: np.ndarray, lag_s: float,
+                dropouts: bool = True, long_failure: bool = False) -> dict:
+    """OpenFace CSV of the frontal video: from recording start to 1 s after the clip.
+
+    ``dropouts``: single untracked frames (about 3 %); ``long_failure``: one 2-3 s failure
+    inside the clip's whole seconds. Returns ``long_failure_s`` (on the video's clock) and the
+    clip's 1 s ``untracked_windows``.
+    """
     n = int(round((ctx.offset / SFREQ + 1.0) * FACE_FPS))
     n_pre = int(round(PRE_S * FACE_FPS))
     env = syn.event_envelope(rng, n, FACE_FPS, lag_s=PRE_S + lag_s, events=events)[0]
@@ -586,13 +699,21 @@ def _write_face(ctx: _Trial, rng: np.random.Generator, subject_rng: np.random.Ge
         marks.append(syn.face_landmarks_3d(rng, m, part_latent, env[span], subject_rng))
         gaze.append(syn.gaze(rng, m, part_latent))
     success = np.ones(n, bool)
-    success[rng.integers(0, n, size=max(1, n // 30))] = False
+    if dropouts:
+        success[rng.integers(0, n, size=max(1, n // 30))] = False
+    clip_windows = sig.n_windows(ctx.offset - ctx.onset, SFREQ, 1.0)
+    failure = openface.add_long_failure(rng.spawn(1)[0], success, FACE_FPS, n_pre,
+                                        n_pre + int(round(clip_windows * FACE_FPS))) \
+        if long_failure else None
     openface.write_csv(ctx.folder / f"{_video_stem(ctx)}.csv", np.arange(n) / FACE_FPS, success,
                        np.concatenate(au), np.concatenate(marks), np.concatenate(gaze), rng)
+    return {"long_failure_s": failure, "untracked_windows": openface.untracked_windows(
+        success, FACE_FPS, onset_s=ctx.onset / SFREQ, count=clip_windows)}
 
 
 def _write_tagging_folder(root: Path, rng: np.random.Generator, start: datetime) -> int:
-    """An implicit-tagging session of participant 1 (isStim="0", no felt ratings): skipped."""
+    """An implicit-tagging session of participant 1 (isStim="0", no felt ratings), left out by
+    the reader as not an emotion session; returns its session id."""
     folder, when = root / SESSIONS_DIR / "43", start + timedelta(hours=2)
     session = ET.Element("session", {"cutNr": "0", "mediaFile": "tag_001.jpg",
                                      "cutLenSec": "1.00", "sessionId": "43", "isStim": "0",
@@ -604,7 +725,7 @@ def _write_tagging_folder(root: Path, rng: np.random.Generator, start: datetime)
     data[:32] = rng.normal(0, 10, (32, data.shape[1]))
     data[-1] = STATUS_HIGH_BITS
     write_bdf(folder / "Part_1_S_Trial1_tagging.bdf", data, MAHNOB_CHANNELS, when)
-    return 1
+    return 43
 
 
 SPEC = DatasetSpec(

@@ -2,8 +2,14 @@
 
 One row per video frame; header and rows separated by ", " (comma + space). Columns are selected
 by name, never by position, because OpenFace's flags can drop whole blocks. Frames whose tracking
-failed (``success == 0``) are kept in the time line but marked invalid, so that later averaging
-masks them instead of averaging zeros in.
+failed (``success == 0``, or a confidence below ``min_confidence``) are kept in the time line but
+marked invalid, so that later averaging masks them instead of averaging zeros in; a window
+without a single tracked frame is marked missing by the data preset.
+
+The synthetic writers use :func:`synthesize_face`: besides short runs of untracked frames (a few
+per cent, as OpenFace leaves on blinks and fast head turns), some trials get one tracking failure
+of two to three seconds (the face turned away or covered), long enough that at least one whole
+1 s window holds no tracked frame.
 """
 
 from __future__ import annotations
@@ -126,22 +132,86 @@ def read_csv(path: Path, stimulus_onset_s: float = 0.0,
     return streams
 
 
+#: length of the one long tracking failure of a trial, seconds (draws uniformly in the range)
+LONG_FAILURE_S = (2.0, 3.0)
+#: share of trials with a long tracking failure when :func:`synthesize_face` draws it
+LONG_FAILURE_RATE = 0.1
+SHORT_RUN_FRAMES = 5
+
+
+def short_dropouts(rng: np.random.Generator, n: int, dropout_rate: float,
+                   run_frames: int = SHORT_RUN_FRAMES) -> np.ndarray:
+    """``(n,)`` success mask with about ``dropout_rate`` of the frames untracked, in runs of
+    ``run_frames`` at random positions (none at all when ``dropout_rate`` is 0)."""
+    success = np.ones(n, bool)
+    if dropout_rate > 0:
+        for start in rng.integers(0, n, size=max(1, int(n * dropout_rate / run_frames))):
+            success[start:start + run_frames] = False
+    return success
+
+
+def add_long_failure(rng: np.random.Generator, success: np.ndarray, fps: float,
+                     first: int = 0, stop: int | None = None,
+                     seconds: tuple[float, float] = LONG_FAILURE_S) -> list[float] | None:
+    """Mark one run of ``seconds`` (drawn in the range) untracked inside frames
+    ``[first, stop)`` of ``success`` (in place); returns ``[start_s, stop_s]`` on the video's
+    clock, or None when the span holds no frame. A run of at least 2 s always covers one whole
+    1 s window of any grid aligned to whole seconds of the span."""
+    stop = len(success) if stop is None else min(int(stop), len(success))
+    span = stop - first
+    if span <= 0:
+        return None
+    length = min(span, max(1, int(round(rng.uniform(*seconds) * fps))))
+    begin = first + int(rng.integers(0, span - length + 1))
+    success[begin:begin + length] = False
+    return [round(begin / fps, 3), round((begin + length) / fps, 3)]
+
+
+def untracked_windows(success: np.ndarray, fps: float, onset_s: float = 0.0,
+                      window_s: float = 1.0, count: int | None = None) -> list[int]:
+    """The windows (``window_s`` long, from ``onset_s`` on the video's clock) that hold no
+    tracked frame: those a preset marks missing. ``count`` limits the grid (default: every
+    whole window of the video after ``onset_s``)."""
+    times = np.arange(len(success)) / fps - onset_s
+    if count is None:
+        count = max(0, int(np.floor((len(success) / fps - onset_s) / window_s + 1e-9)))
+    out = []
+    for w in range(count):
+        inside = (times >= w * window_s) & (times < (w + 1) * window_s)
+        if not success[inside].any():
+            out.append(w)
+    return out
+
+
 def synthesize_face(path: Path, rng: np.random.Generator, subject_rng: np.random.Generator,
                     duration_s: float, fps: float, latent, events: np.ndarray, lag_s: float,
-                    dropout_rate: float = 0.03) -> None:
+                    dropout_rate: float = 0.03, long_failure: bool | None = None) -> dict:
     """Make and write the face CSV of one trial, starting at stimulus onset.
 
     ``events`` are the stimulus-time emotional events shared with the other modalities; the face
     reacts ``lag_s`` later (the small face / EEG misalignment). About ``dropout_rate`` of the
-    frames fail tracking (``success = 0``), in short runs.
+    frames fail tracking (``success = 0``), in short runs. ``long_failure``: whether the trial
+    also has one failure of :data:`LONG_FAILURE_S` inside its whole seconds; None draws it with
+    probability :data:`LONG_FAILURE_RATE` when ``dropout_rate`` > 0 (``dropout_rate=0`` and
+    ``long_failure=None`` write a face tracked throughout). The long failure is drawn from a
+    generator spawned from ``rng``, so ``rng``'s own stream is the same with or without it.
+
+    Returns what was written: ``untracked_frames``, ``long_failure_s`` (``[start, stop]`` or
+    None) and ``untracked_windows`` (1 s windows from the start without a tracked frame).
     """
     from affectlab.datasets import synthetic as syn
 
     n = int(round(duration_s * fps))
     env = syn.event_envelope(rng, n, fps, lag_s=lag_s, events=events)[0]
-    success = np.ones(n, bool)
-    for start in rng.integers(0, n, size=max(1, int(n * dropout_rate / 5))):
-        success[start:start + 5] = False
+    success = short_dropouts(rng, n, dropout_rate)
+    child = rng.spawn(1)[0]
+    if long_failure is None:
+        long_failure = dropout_rate > 0 and bool(child.random() < LONG_FAILURE_RATE)
+    whole = int(np.floor(duration_s + 1e-9))
+    failure = add_long_failure(child, success, fps, 0, int(round(whole * fps))) \
+        if long_failure else None
     write_csv(path, np.arange(n) / fps, success, syn.au_intensities(rng, n, fps, latent, env),
               syn.face_landmarks_3d(rng, n, latent, env, subject_rng), syn.gaze(rng, n, latent),
               rng)
+    return {"untracked_frames": int((~success).sum()), "long_failure_s": failure,
+            "untracked_windows": untracked_windows(success, fps, count=whole)}

@@ -2,31 +2,40 @@
 
 Layout read (``--root`` is the folder holding ``Preprocessed_EEG/`` and ``ExtractedFeatures/``)::
 
-    Preprocessed_EEG/<subject>_<yyyymmdd>.mat   15 variables <initials>_eeg1 .. _eeg15, each
-                                                (62, n) float64 channel x time, 200 Hz,
-                                                n = clip seconds * 200 + 1
-    Preprocessed_EEG/label.mat                  label (1, 15): 1 positive, 0 neutral, -1 negative
-    ExtractedFeatures/<subject>_<yyyymmdd>.mat  180 variables, 12 feature types per trial
-                                                (de_LDS7, dasm_movingAve7, ...), (62, T, 5) =
-                                                channel x window x band for de_* / psd_*,
-                                                1-s windows, T = clip seconds
+    Preprocessed_EEG/<subject>_<yyyymmdd>.mat   one variable <initials>_eeg<k> per trial k (15 in
+                                                the release), each (62, n) float64 channel x
+                                                time, 200 Hz, n = clip seconds * 200 + 1
+    Preprocessed_EEG/label.mat                  label (1, n_trials): 1 positive, 0 neutral,
+                                                -1 negative (the release: 15 values)
+    ExtractedFeatures/<subject>_<yyyymmdd>.mat  12 feature types per trial (de_LDS7,
+                                                dasm_movingAve7, ...), (62, T, 5) = channel x
+                                                window x band for de_* / psd_*, 1-s windows,
+                                                T = clip seconds
     ExtractedFeatures/label.mat                 the same labels
-    Eye_movement_features/<subject>_<yyyymmdd>.mat   ASSUMED (see below)
+    Eye_movement_features/<subject>_<yyyymmdd>.mat   optional, ASSUMED form (see below)
 
-Sessions are a subject's three files sorted by date (about one week apart). Raw variables are
-matched by the suffix ``_eeg(\\d+)$`` (the prefix is the subject's initials and differs per
-subject). Of the 12 feature types only ``de_movingAve``, ``de_LDS``, ``psd_movingAve`` and
-``psd_LDS`` are read, as ``(T, 62, 5)`` = window x channel x band. ``raw=False`` reads the
-features only (the raw files are about 200 MB per session); ``Preprocessed_EEG/`` may then be
-absent. All sessions use the same 15 clips: the stimulus id is ``clipNN``.
+Sizes come from the files: the trials are the numbers of the variables found (``de_LDS<k>``,
+``<initials>_eeg<k>``), which must be exactly 1 .. len(label.mat) in every file of a session; a
+disagreement is an error naming the file. A copy with fewer trials (say five, with a 5-entry
+``label.mat``) therefore reads as it is. Sessions are a subject's three files sorted by date
+(about one week apart). Raw variables are matched by the suffix ``_eeg(\\d+)$`` (the prefix is
+the subject's initials and differs per subject); the trailing partial window that the extra
+raw sample makes is ignored by every windowing. Of the 12 feature types only ``de_movingAve``,
+``de_LDS``, ``psd_movingAve`` and ``psd_LDS`` are read, as ``(T, 62, 5)`` = window x channel x
+band. ``raw=False`` reads the features only (the raw files are about 200 MB per session);
+``Preprocessed_EEG/`` may then be absent. All sessions use the same clips: the stimulus id is
+``clipNN``. NaN / Inf values are handled by ``nan_policy`` (default ``mark_missing``: the
+affected windows stay NaN and are marked missing by the data preset).
 
-ASSUMED (eye data is not part of the two released folders, and only 12 of the 15 subjects
-have it; its released form is not documented here): eye-movement features in
-``Eye_movement_features/<subject>_<yyyymmdd>.mat`` (same file names as the EEG), variables
-``eye_1`` .. ``eye_15`` of shape (33, T) = feature x window with 1-s windows and T = the DE T of
-the trial. The folder can be moved with the reader option ``eye_dir`` (relative to the root, or
-absolute). A subject without an eye file has ``eye`` marked missing. When the eye and DE window
-counts of a trial differ, every feature set of the trial is trimmed to the shortest.
+Eye movements: the release holds no eye features (neither folder has any), so the ``default``
+data preset reads EEG only and every subject is kept; the ``all`` preset adds ``eye``, which is
+then marked missing where absent, and reported as an absent modality when no subject has it.
+Eye features obtained elsewhere are read in an ASSUMED form: ``Eye_movement_features/<subject>_
+<yyyymmdd>.mat`` (the EEG file names), variables ``eye_<k>`` of shape (33, T) = feature x
+window with 1-s windows, one per trial of the EEG files. The folder can be moved with the
+reader option ``eye_dir`` (relative to the root, or absolute). A subject without an eye file
+has ``eye`` marked missing. When the eye and DE window counts of a trial differ, every feature
+set of the trial is trimmed to the shortest.
 
 The helpers below (MATLAB loading, numbered variables, released feature sets, synthetic DE) are
 shared with :mod:`affectlab.datasets.seed_iv` and :mod:`affectlab.datasets.seed_v`.
@@ -35,7 +44,7 @@ shared with :mod:`affectlab.datasets.seed_iv` and :mod:`affectlab.datasets.seed_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +54,13 @@ from scipy.ndimage import uniform_filter1d
 
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
+    DEFAULT_NAN_POLICY,
     DatasetSpec,
     Features,
     Recording,
     Stream,
-    apply_nan_policy,
+    add_features,
+    add_stream,
     check_array,
     check_nan_policy,
     load_mat,
@@ -61,7 +72,7 @@ from affectlab.errors import ConfigError, DatasetFormatError
 
 SFREQ = 200.0
 WINDOW_S = 1.0
-N_TRIALS = 15
+N_TRIALS = 15           # of the release; a copy's own count (label.mat) is what is read
 N_SESSIONS = 3
 N_CHANNELS = len(SEED_EEG)
 EEG_DIR = "Preprocessed_EEG"
@@ -88,6 +99,8 @@ FILE_PATTERN = re.compile(r"^(\d+)_(\d{8})\.mat$")
 RAW_VARIABLE = re.compile(r"_eeg(\d+)$")
 SMOOTHINGS = ("movingAve", "LDS")
 BAND_SETS = tuple(f"{kind}_{s}" for kind in ("de", "psd") for s in SMOOTHINGS)
+FEATURE_VARIABLE = re.compile(rf"^(?:{'|'.join(BAND_SETS)})(\d+)$")
+EYE_VARIABLE = re.compile(r"^eye_(\d+)$")
 BAND_AXES = ("window", "channel", "band")
 EYE_AXES = ("window", "feature")
 # SEED's bands (1-3, 4-7, 8-13, 14-30, 31-50 Hz) as half-open intervals
@@ -109,8 +122,14 @@ def require_variable(content: dict[str, np.ndarray], path: Path, name: str,
 
 
 def numbered_variables(content: dict[str, np.ndarray], path: Path, pattern: re.Pattern,
-                       n_trials: int, expected: str) -> dict[int, str]:
-    """Map trial 1..n_trials to the variable whose name matches ``pattern`` (group 1 = trial)."""
+                       trials: Collection[int] | None, expected: str,
+                       why: str = "") -> dict[int, str]:
+    """Map trial number -> the variable whose name matches ``pattern`` (group 1 = trial).
+
+    ``trials``: the trial numbers the file must hold (those of another file of the session, or
+    1 .. len(label.mat)); ``None`` accepts any non-empty set. ``why`` says where ``trials``
+    came from, for the error message.
+    """
     found: dict[int, str] = {}
     for name in content:
         if match := pattern.search(name):
@@ -119,24 +138,66 @@ def numbered_variables(content: dict[str, np.ndarray], path: Path, pattern: re.P
                 raise DatasetFormatError(path, f"variables '{found[trial]}' and '{name}' both "
                                          f"hold trial {trial}", expected)
             found[trial] = name
-    wanted = set(range(1, n_trials + 1))
-    if set(found) != wanted:
-        absent, extra = sorted(wanted - set(found)), sorted(set(found) - wanted)
-        raise DatasetFormatError(path, f"variables for trial(s) {absent} missing" if absent
-                                 else f"unexpected trial number(s) {extra}", expected)
-    return found
+    if not found or 0 in found:
+        raise DatasetFormatError(path, "no trial variables" if not found else
+                                 f"variable '{found[0]}' holds trial 0", expected)
+    if trials is not None and set(found) != set(trials):
+        absent, extra = sorted(set(trials) - set(found)), sorted(set(found) - set(trials))
+        problem = f"variables for trial(s) {absent} missing" if absent \
+            else f"unexpected trial number(s) {extra}"
+        raise DatasetFormatError(path, f"{problem}{why}", expected)
+    return dict(sorted(found.items()))
 
 
-def load_raw(path: Path, n_trials: int, what: str) -> dict[int, tuple[np.ndarray, str]]:
-    """Map trial -> (array, variable name) of a raw file with ``<initials>_eegN`` variables."""
+def load_raw(path: Path, trials: Collection[int], what: str,
+             why: str = "") -> dict[int, tuple[np.ndarray, str]]:
+    """Map trial -> (array, variable name) of a raw file with ``<initials>_eegN`` variables;
+    the file must hold exactly ``trials``."""
     if not path.is_file():
         raise DatasetFormatError(path, "raw EEG file not found (pass raw=False to read the "
                                  "features only)", what)
     content = load_mat(path)
-    names = numbered_variables(content, path, RAW_VARIABLE, n_trials,
-                               f"{n_trials} variables <initials>_eeg1 ... <initials>_eeg"
-                               f"{n_trials}")
+    first, last = min(trials), max(trials)
+    names = numbered_variables(content, path, RAW_VARIABLE, trials,
+                               f"one variable <initials>_eeg<k> per trial, k = {first} .. "
+                               f"{last}", why)
     return {trial: (content[name], name) for trial, name in names.items()}
+
+
+def feature_trials(content: dict[str, np.ndarray], path: Path, trials: Collection[int] | None,
+                   why: str = "") -> list[int]:
+    """The trial numbers of a feature file: those of its ``de_*<k>`` / ``psd_*<k>`` variables
+    (a trial lacking one of the four sets fails later, naming the variable)."""
+    found = {int(m.group(1)) for name in content if (m := FEATURE_VARIABLE.match(name))}
+    if not found:
+        raise DatasetFormatError(path, "no feature variables",
+                                 f"{', '.join(f'{n}<k>' for n in BAND_SETS)} for every trial k")
+    if trials is not None and found != set(trials):
+        absent, extra = sorted(set(trials) - found), sorted(found - set(trials))
+        problem = f"feature variables for trial(s) {absent} missing" if absent \
+            else f"feature variables for unexpected trial number(s) {extra}"
+        raise DatasetFormatError(path, f"{problem}{why}",
+                                 "one set of feature variables per trial")
+    return sorted(found)
+
+
+def extra_eye_variables(content: dict[str, np.ndarray], path: Path, trials: Collection[int],
+                        other: Path) -> None:
+    """Fail when an eye file holds ``eye_<k>`` for a trial that the EEG features lack."""
+    extra = sorted(int(m.group(1)) for name in content if (m := EYE_VARIABLE.match(name))
+                   and int(m.group(1)) not in set(trials))
+    if extra:
+        raise DatasetFormatError(path, f"eye variables for trial(s) {extra} that the EEG "
+                                 f"feature file {other} does not hold",
+                                 "one eye_<k> per trial of the EEG feature file")
+
+
+def trial_span(trials: Collection[int]) -> str:
+    """``"1 .. 24"`` for consecutive trial numbers, else the list."""
+    trials = sorted(trials)
+    if trials == list(range(trials[0], trials[-1] + 1)):
+        return f"{trials[0]} .. {trials[-1]}"
+    return str(trials)
 
 
 def subject_files(folder: Path, pattern: re.Pattern = FILE_PATTERN) -> dict[int, list[Path]]:
@@ -168,9 +229,8 @@ def add_raw_eeg(rec: Recording, array: np.ndarray, name: str, path: Path,
     data = check_array(array, path, name, shape=(N_CHANNELS, None))
     if data.shape[1] == 0:
         raise DatasetFormatError(path, f"variable '{name}' has no samples", "(62, n), n > 0")
-    if apply_nan_policy(rec, "eeg", data, path, name, nan_policy):
-        rec.streams["eeg"] = Stream(np.asarray(data, np.float64), SFREQ, list(SEED_EEG),
-                                    units="uV")
+    add_stream(rec, "eeg", Stream(np.asarray(data, np.float64), SFREQ, list(SEED_EEG),
+                                  units="uV"), path, name, nan_policy)
 
 
 def add_band_features(rec: Recording, content: dict[str, np.ndarray], path: Path, trial: int,
@@ -181,10 +241,9 @@ def add_band_features(rec: Recording, content: dict[str, np.ndarray], path: Path
         array = require_variable(content, path, key,
                                  f"{name}1 ... {name}{trial}, (62, windows, 5) each")
         array = check_array(array, path, key, shape=(N_CHANNELS, None, len(BANDS)))
-        if apply_nan_policy(rec, name, array, path, key, nan_policy):
-            rec.features[name] = Features(np.ascontiguousarray(array.transpose(1, 0, 2),
-                                                               np.float64),
-                                          window_s, BAND_AXES)
+        feats = Features(np.ascontiguousarray(array.transpose(1, 0, 2), np.float64), window_s,
+                         BAND_AXES)
+        add_features(rec, name, feats, path, key, nan_policy)
 
 
 def add_eye_features(rec: Recording, content: dict[str, np.ndarray], path: Path, key: str,
@@ -192,9 +251,8 @@ def add_eye_features(rec: Recording, content: dict[str, np.ndarray], path: Path,
     """Add an eye-feature variable, (n_features, T) in the file -> ``eye`` (T, n_features)."""
     array = require_variable(content, path, key, f"eye_1 ... eye_N, ({n_features}, windows)")
     array = check_array(array, path, key, shape=(n_features, None))
-    if apply_nan_policy(rec, "eye", array, path, key, nan_policy):
-        rec.features["eye"] = Features(np.ascontiguousarray(array.T, np.float64), window_s,
-                                       EYE_AXES)
+    add_features(rec, "eye", Features(np.ascontiguousarray(array.T, np.float64), window_s,
+                                      EYE_AXES), path, key, nan_policy)
 
 
 def trim_windows(rec: Recording) -> None:
@@ -209,9 +267,10 @@ def trim_windows(rec: Recording) -> None:
 # --------------------------------------------------------------------------- reader
 
 def read(root: Path, subjects: Sequence[int] | None = None, raw: bool = True,
-         eye_dir: str | Path | None = None, nan_policy: str = "raise",
+         eye_dir: str | Path | None = None, nan_policy: str = DEFAULT_NAN_POLICY,
          **_: object) -> Iterator[Recording]:
-    """Yield SEED recordings (subject x session x clip): raw EEG, DE / PSD sets, eye features."""
+    """Yield SEED recordings (subject x session x clip): raw EEG, DE / PSD sets, eye features
+    where present; the trials are those of ``label.mat`` and of the files, which must agree."""
     check_nan_policy(nan_policy)
     root = resolve_root(root, [FEATURE_DIR, EEG_DIR], "SEED")
     feat_dir = require_dir(root / FEATURE_DIR, "SEED features",
@@ -232,31 +291,39 @@ def read(root: Path, subjects: Sequence[int] | None = None, raw: bool = True,
                                      f"{N_SESSIONS} files {subject}_<yyyymmdd>.mat, one per "
                                      "session (sessions are numbered by date)")
         for session, path in enumerate(paths, start=1):
-            yield from _session(subject, session, path, eeg_dir, eye_root / path.name, labels,
-                                nan_policy)
+            yield from _session(subject, session, path, eeg_dir, eye_root / path.name,
+                                label_dir / LABEL_FILE, labels, nan_policy)
 
 
 def read_labels(folder: Path) -> list[int]:
-    """The 15 native labels (0 negative, 1 neutral, 2 positive) from ``label.mat``."""
+    """The native labels (0 negative, 1 neutral, 2 positive) from ``label.mat``, one per trial
+    (15 in the release; a copy may hold fewer)."""
     path = folder / LABEL_FILE
     if not path.is_file():
-        raise DatasetFormatError(path, "label file not found", "variable 'label' (1, 15)")
-    values = check_array(require_variable(load_mat(path), path, "label", "'label' (1, 15)"),
-                         path, "label")
+        raise DatasetFormatError(path, "label file not found",
+                                 "variable 'label' (1, n_trials), 15 trials in the release")
+    values = check_array(require_variable(load_mat(path), path, "label",
+                                          "'label' (1, n_trials)"), path, "label")
     values = values.ravel()
-    if values.size != N_TRIALS or not np.isin(values, (-1, 0, 1)).all():
+    if values.size == 0 or not np.isin(values, (-1, 0, 1)).all():
         raise DatasetFormatError(path, f"variable 'label' holds {values.tolist()}",
-                                 "15 values in {-1, 0, 1}")
+                                 "one value in {-1, 0, 1} per trial, at least one")
     return [int(v) + 1 for v in values]
 
 
 def _session(subject: int, session: int, path: Path, eeg_dir: Path | None, eye_path: Path,
-             labels: list[int], nan_policy: str) -> Iterator[Recording]:
+             label_path: Path, labels: list[int], nan_policy: str) -> Iterator[Recording]:
+    trials = range(1, len(labels) + 1)
+    why = f" ({label_path} holds {len(labels)} labels, for trials 1 .. {len(labels)})"
     features = load_mat(path)
+    feature_trials(features, path, trials, why)
     raw_path = None if eeg_dir is None else eeg_dir / path.name
-    raw = {} if raw_path is None else load_raw(raw_path, N_TRIALS, f"the raw EEG of {path.name}")
+    raw = {} if raw_path is None else load_raw(raw_path, trials, f"the raw EEG of {path.name}",
+                                               why)
     eye = load_mat(eye_path) if eye_path.is_file() else None
-    for trial in range(1, N_TRIALS + 1):
+    if eye is not None:
+        extra_eye_variables(eye, eye_path, trials, path)
+    for trial in trials:
         rec = Recording(dataset="seed", subject=subject, session=session, trial=trial,
                         stimulus=f"clip{trial:02d}", native_label=labels[trial - 1],
                         source=str(path))
@@ -382,49 +449,84 @@ def check_synthetic_size(n_subjects: int, most: int, seconds: float, window_s: f
                                      f"got {seconds}")
 
 
-def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
-                    seconds: float | None = None) -> dict:
-    """Write a synthetic SEED: raw EEG, the 12 feature types and (assumed) eye features.
+def synthetic_trials(n_trials: int | None, most: int, dataset: str) -> int:
+    """The writers' ``n_trials`` (trials per session; default: the release's ``most``)."""
+    n_trials = most if n_trials is None else int(n_trials)
+    if not 1 <= n_trials <= most:
+        raise ConfigError("n_trials", f"{dataset} has 1 .. {most} trials per session; got "
+                                      f"{n_trials}")
+    return n_trials
 
-    Stimulus length defaults to 8 s per trial (real: 185-265 s); 15 trials x 3 sessions, real
-    file names (subject_date), initials and labels. DE / PSD are computed from the written raw
-    EEG (1-s windows). The last subject has no eye file (only 12 of 15 real subjects have one).
+
+def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
+                    seconds: float | None = None, nuisances: bool = True,
+                    n_trials: int | None = None) -> dict:
+    """Write a synthetic SEED: raw EEG, the 12 feature types, label.mat, and eye features only
+    without nuisances.
+
+    Stimulus length defaults to 8 s per trial (real: 185-265 s); ``n_trials`` trials per
+    session (default 15, as released; ``label.mat`` then holds that many labels) x 3 sessions,
+    real file names (subject_date), initials and labels. DE / PSD are computed from the written
+    raw EEG (1-s windows); every raw trial has seconds * 200 + 1 samples, as released. With
+    ``nuisances`` (the release's): no ``Eye_movement_features/`` at all (the release has no eye
+    data) and about 10 % artefact trials. Without: eye features for every subject, no
+    artefact trials.
     """
     seconds = 8.0 if seconds is None else float(seconds)
     check_synthetic_size(n_subjects, len(INITIALS), seconds, WINDOW_S, "SEED")
+    n_trials = synthetic_trials(n_trials, N_TRIALS, "SEED")
     n_times = int(round(seconds * SFREQ)) + 1
-    for folder in (EEG_DIR, FEATURE_DIR, EYE_DIR):
+    folders = (EEG_DIR, FEATURE_DIR) if nuisances else (EEG_DIR, FEATURE_DIR, EYE_DIR)
+    for folder in folders:
         (root / folder).mkdir(parents=True, exist_ok=True)
-    label = np.array([LABELS], dtype=np.int16)
+    label = np.array([LABELS[:n_trials]], dtype=np.int16)
     for folder in (EEG_DIR, FEATURE_DIR):
         syn.write_mat(root / folder / LABEL_FILE, {"label": label})
         (root / folder / "readme.txt").write_text("synthetic SEED (affectlab)\n")
-    trials, profiles = [], {}
+    trials, profiles, artefacts = [], {}, []
+    windows = 0
     for subject in range(1, n_subjects + 1):
         rng = syn.rng_for(seed, "seed", subject)
         profile = syn.SubjectProfile.draw(rng, subject)
         profiles[subject] = profile.to_dict()
-        with_eye = subject < n_subjects or n_subjects == 1
         for session, date in enumerate(SESSION_DATES[subject - 1], start=1):
             gain = float(rng.uniform(0.85, 1.15))
             raw, features, eye = {}, {}, {}
-            for trial in range(1, N_TRIALS + 1):
+            for trial in range(1, n_trials + 1):
                 index = LABELS[trial - 1] + 1
-                latent = syn.draw_latent(rng, CLASSES[index], index, gain)
+                latent = syn.draw_latent(rng, CLASSES[index], index, gain,
+                                         noisy_rate=0.1 if nuisances else 0.0)
+                if latent.noisy:
+                    artefacts.append({"subject": subject, "session": session, "trial": trial})
                 eeg = synthetic_eeg(rng, n_times, latent, profile)
                 raw[f"{INITIALS[subject - 1]}_eeg{trial}"] = eeg
                 features.update(_feature_variables(eeg, trial))
                 n_windows = features[f"de_LDS{trial}"].shape[1]
-                eye[f"eye_{trial}"] = syn.quantize(
-                    syn.eye_features(rng, n_windows, N_EYE, latent, profile).T, 2.0 ** -10)
+                windows += n_windows
+                if not nuisances:
+                    eye[f"eye_{trial}"] = syn.quantize(
+                        syn.eye_features(rng, n_windows, N_EYE, latent, profile).T, 2.0 ** -10)
                 trials.append({"subject": subject, "session": session, "trial": trial,
-                               "date": date, "eye": with_eye, **latent.to_dict()})
+                               "date": date, "windows": n_windows, "eye": not nuisances,
+                               **latent.to_dict()})
             name = f"{subject}_{date}.mat"
             syn.write_mat(root / EEG_DIR / name, raw)
             syn.write_mat(root / FEATURE_DIR / name, features)
-            if with_eye:
+            if not nuisances:
                 syn.write_mat(root / EYE_DIR / name, eye)
-    return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds}
+    found = {}
+    if nuisances:
+        found = {"no_eye_features": f"no {EYE_DIR}/ folder: the release holds no eye data "
+                                    "(the default preset reads EEG only; the all preset reports "
+                                    "eye as absent)",
+                 "raw_trailing_sample": f"every raw trial has seconds * 200 + 1 = {n_times} "
+                                        "samples",
+                 "variable_prefixes": {str(s): INITIALS[s - 1]
+                                       for s in range(1, n_subjects + 1)},
+                 "artefact_trials": artefacts}
+    expected = syn.expected_counts(n_subjects, n_subjects * N_SESSIONS * n_trials, windows)
+    return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds,
+            "n_trials": n_trials, "nuisances": found, "expected": expected}
 
 
 SPEC = DatasetSpec(
@@ -436,8 +538,8 @@ SPEC = DatasetSpec(
     native_classes=CLASSES,
     n_sessions=N_SESSIONS,
     layout="Preprocessed_EEG/<subject>_<date>.mat (+label.mat), "
-           "ExtractedFeatures/<subject>_<date>.mat, Eye_movement_features/<subject>_<date>.mat "
-           "(assumed)",
+           "ExtractedFeatures/<subject>_<date>.mat (+ optional, assumed "
+           "Eye_movement_features/<subject>_<date>.mat)",
     reader=read,
     writer=write_synthetic,
 )

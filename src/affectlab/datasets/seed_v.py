@@ -3,24 +3,32 @@
 Layout read (``--root`` is the folder holding the two folders below)::
 
     EEG_DE_features/<subject>_123.npz         keys 'data' and 'label', each the bytes of a
-                                              pickle of a dict {k: array}, k = 0..44
+                                              pickle of a dict {k: array} (k = 0..44 in the
+                                              release)
     Eye_movement_features/<subject>_123.npz   the same container; data[k] is (m_k, 33)
 
-Key ``k`` is session ``k // 15 + 1``, trial ``k % 15 + 1``. ``data[k]`` is (n_k, 310): one row
-per 4-s window, 310 = 62 channels x 5 bands, channel-major (band fastest), read as
-``de_LDS`` (n_k, 62, 5) = window x channel x band; ``label[k]`` is (n_k,) per-window classes
-(0 disgust, 1 fear, 2 sad, 3 neutral, 4 happy), constant within a trial: the trial's class is
-the native label (a trial whose labels vary is an error). Eye windows may outnumber or fall short
-of the EEG windows by one: both are trimmed to the shorter. The class of every session
+Key ``k`` is session ``k // 15 + 1``, trial ``k % 15 + 1`` (15 trials per session is what that
+encoding means, so keys run below 45). The trials read are the keys found: ``data`` and
+``label`` must hold the same keys and the eye file the same keys as the DE file (a disagreement
+is an error naming the file), so a copy with fewer trials reads as it is. ``data[k]`` is
+(n_k, 310): one row per 4-s window, 310 = 62 channels x 5 bands, channel-major (band fastest),
+read as ``de_LDS`` (n_k, 62, 5) = window x channel x band; ``label[k]`` is (n_k,) per-window
+classes (0 disgust, 1 fear, 2 sad, 3 neutral, 4 happy), constant within a trial: the trial's
+class is the native label (a trial whose labels vary is an error). The class of every session
 position is fixed (:data:`LABELS`; sessions 2 and 3 share one order) and each session shows its
-own clips: the stimulus id is ``s<session>_clip<NN>``. A subject without an eye file has ``eye``
-marked missing.
+own clips: the stimulus id is ``s<session>_clip<NN>``.
+
+Eye windows m_k may fall short of (or exceed) the DE windows n_k by one, as in the release: both
+are trimmed to the shorter, so a trial has min(n_k, m_k) windows and nothing is marked missing.
+A subject without an eye file has ``eye`` marked missing. NaN / Inf values are handled by
+``nan_policy`` (default ``mark_missing``: the affected windows are marked missing by the data
+preset).
 
 Not read: the raw recordings ``EEG_raw/*.cnt`` (Neuroscan CNT, 1000 Hz, 66 channels), so this
 reader gives the released DE features and the eye features only; the synthetic writer does not
-write them either (CNT cannot be written with the available libraries). Assumed [B]: the
-released DE is LDS-smoothed like SEED's and SEED-IV's ``de_LDS`` (the release does not say), so
-it carries that name.
+write them either (CNT cannot be written with the available libraries). Assumed: the released
+DE is LDS-smoothed like SEED's and SEED-IV's ``de_LDS`` (the release does not say), so it
+carries that name.
 
 Unpickling runs code from the file: read only SEED-V files from a trusted source.
 """
@@ -36,10 +44,11 @@ import numpy as np
 
 from affectlab.datasets import synthetic as syn
 from affectlab.datasets.base import (
+    DEFAULT_NAN_POLICY,
     DatasetSpec,
     Features,
     Recording,
-    apply_nan_policy,
+    add_features,
     check_array,
     check_nan_policy,
     require_dir,
@@ -55,14 +64,16 @@ from affectlab.datasets.seed import (
     subject_files,
     synthetic_band_features,
     synthetic_eeg,
+    synthetic_trials,
     trim_windows,
 )
 from affectlab.errors import DatasetFormatError
 
 WINDOW_S = 4.0
 N_SUBJECTS = 16
-N_TRIALS = 15
-N_KEYS = 3 * N_TRIALS
+N_TRIALS = 15           # per session: what the encoding key k -> session k // 15 implies
+N_SESSIONS = 3
+N_KEYS = N_SESSIONS * N_TRIALS
 N_CHANNELS = len(SEED_EEG)
 N_EYE = 33
 DE_DIR = "EEG_DE_features"
@@ -79,7 +90,8 @@ CONTAINER = "an .npz whose keys hold the bytes of a pickled dict {0..44: array}"
 
 
 def load_container(path: Path, keys: Sequence[str]) -> dict[str, dict[int, np.ndarray]]:
-    """Read ``keys`` of a SEED-V .npz and unpickle each into ``{0..44: array}``."""
+    """Read ``keys`` of a SEED-V .npz and unpickle each into ``{k: array}`` (k = 0..44 in the
+    release); every key must hold the same trials."""
     try:
         npz = np.load(path)
         if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -94,7 +106,24 @@ def load_container(path: Path, keys: Sequence[str]) -> dict[str, dict[int, np.nd
         if key not in blobs:
             raise DatasetFormatError(path, f"key '{key}' missing (keys: {present})",
                                      f"keys {', '.join(repr(k) for k in keys)}")
-    return {key: _unpickle(blobs[key], path, key) for key in keys}
+    tables = {key: _unpickle(blobs[key], path, key) for key in keys}
+    first = keys[0]
+    for key in keys[1:]:
+        check_same_trials(tables[first], tables[key], path, f"key '{first}'", path, f"key '{key}'")
+    return tables
+
+
+def check_same_trials(table: dict, other: dict, path: Path, what: str, other_path: Path,
+                      other_what: str) -> None:
+    """Fail, naming ``other_path``, when two ``{k: array}`` tables hold different trials."""
+    if set(table) == set(other):
+        return
+    only, lacking = sorted(set(other) - set(table)), sorted(set(table) - set(other))
+    where = "" if other_path == path else f" of {path}"
+    parts = [f"entries {only} that {what}{where} lacks"] if only else []
+    parts += [f"no entries {lacking} that {what}{where} holds"] if lacking else []
+    raise DatasetFormatError(other_path, f"{other_what} has {' and '.join(parts)}",
+                             "the same trial keys in 'data', 'label' and the eye file")
 
 
 def _unpickle(blob: bytes, path: Path, key: str) -> dict[int, np.ndarray]:
@@ -112,15 +141,20 @@ def _unpickle(blob: bytes, path: Path, key: str) -> dict[int, np.ndarray]:
     except (TypeError, ValueError) as exc:
         raise DatasetFormatError(path, f"key '{key}' has non-integer entries "
                                  f"({sorted(map(str, content))[:5]})", CONTAINER) from exc
-    absent = sorted(set(range(N_KEYS)) - set(table))
-    if absent:
-        raise DatasetFormatError(path, f"key '{key}': trial entries {absent} missing", CONTAINER)
-    return table
+    if not table:
+        raise DatasetFormatError(path, f"key '{key}' holds no trial entries", CONTAINER)
+    outside = sorted(k for k in table if not 0 <= k < N_KEYS)
+    if outside:
+        raise DatasetFormatError(path, f"key '{key}': entries {outside} outside 0..{N_KEYS - 1}",
+                                 f"k = 15 * (session - 1) + trial - 1 for {N_SESSIONS} sessions "
+                                 f"of {N_TRIALS} trials")
+    return dict(sorted(table.items()))
 
 
-def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = "raise",
+def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = DEFAULT_NAN_POLICY,
          **_: object) -> Iterator[Recording]:
-    """Yield SEED-V recordings (subject x session x clip): released DE and eye features."""
+    """Yield SEED-V recordings (subject x session x clip): released DE and eye features, for
+    the trial keys the files hold."""
     check_nan_policy(nan_policy)
     root = resolve_root(root, [DE_DIR, EYE_DIR], "SEED-V")
     de_dir = require_dir(root / DE_DIR, "SEED-V DE features", "<subject>_123.npz files")
@@ -129,7 +163,9 @@ def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = "r
         content = load_container(path, ("data", "label"))
         eye_path = root / EYE_DIR / path.name
         eye = load_container(eye_path, ("data",))["data"] if eye_path.is_file() else None
-        for k in range(N_KEYS):
+        if eye is not None:
+            check_same_trials(content["data"], eye, path, "key 'data'", eye_path, "key 'data'")
+        for k in content["data"]:
             rec = _recording(subject, k, content["data"][k], content["label"][k], path,
                              nan_policy)
             if eye is None:
@@ -166,17 +202,16 @@ def _recording(subject: int, k: int, data: np.ndarray, labels: np.ndarray, path:
     rec = Recording(dataset="seed_v", subject=subject, session=session, trial=trial,
                     stimulus=f"s{session}_clip{trial:02d}",
                     native_label=trial_class(labels, data.shape[0], path, k), source=str(path))
-    if apply_nan_policy(rec, DE_SET, data, path, key, nan_policy):
-        values = np.asarray(data, np.float64).reshape(-1, N_CHANNELS, len(BANDS))
-        rec.features[DE_SET] = Features(values, WINDOW_S, BAND_AXES)
+    values = np.asarray(data, np.float64).reshape(-1, N_CHANNELS, len(BANDS))
+    add_features(rec, DE_SET, Features(values, WINDOW_S, BAND_AXES), path, key, nan_policy)
     return rec
 
 
 def _add_eye(rec: Recording, data: np.ndarray, path: Path, k: int, nan_policy: str) -> None:
     key = f"data[{k}]"
     data = check_array(data, path, key, shape=(None, N_EYE))
-    if apply_nan_policy(rec, "eye", data, path, key, nan_policy):
-        rec.features["eye"] = Features(np.asarray(data, np.float64), WINDOW_S, EYE_AXES)
+    add_features(rec, "eye", Features(np.asarray(data, np.float64), WINDOW_S, EYE_AXES), path,
+                 key, nan_policy)
 
 
 # --------------------------------------------------------------------------- synthetic writer
@@ -187,26 +222,33 @@ def save_container(path: Path, data: dict[int, np.ndarray], label: dict[int, np.
 
 
 def _eye_windows(n_windows: int, k: int) -> int:
-    """Eye windows of trial ``k``: one more or one fewer than EEG in some trials, as released."""
+    """Eye windows of trial ``k`` with nuisances: one fewer than EEG in trials k % 10 == 7 (as
+    released) and one more in trials k % 10 == 3."""
     if k % 10 == 3:
         return n_windows + 1
     return n_windows - 1 if k % 10 == 7 and n_windows > 1 else n_windows
 
 
 def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
-                    seconds: float | None = None) -> dict:
+                    seconds: float | None = None, nuisances: bool = True,
+                    n_trials: int | None = None) -> dict:
     """Write a synthetic SEED-V: DE features (computed from in-memory EEG) and eye features.
 
-    Stimulus length defaults to 24 s per trial (6 windows of 4 s); 15 trials x 3 sessions in
-    one file per subject. Eye features of trials k % 10 == 3 (7) have one window more (fewer).
-    No raw ``.cnt`` is written.
+    Stimulus length defaults to 24 s per trial (6 windows of 4 s); ``n_trials`` trials per
+    session (default 15, as released: keys k = 15 * (session - 1) + trial - 1) x 3 sessions in
+    one file per subject. With ``nuisances`` (the release's): the eye features of trials
+    k % 10 == 7 have one window fewer than the DE features, those of k % 10 == 3 one more (the
+    reader trims both to the shorter), and about 10 % of the trials carry artefacts. Without:
+    equal window counts, no artefact trials. No raw ``.cnt`` is written.
     """
     seconds = 24.0 if seconds is None else float(seconds)
     check_synthetic_size(n_subjects, N_SUBJECTS, seconds, WINDOW_S, "SEED-V")
+    n_trials = synthetic_trials(n_trials, N_TRIALS, "SEED-V")
     n_times = int(round(seconds * SFREQ))
     for folder in (DE_DIR, EYE_DIR):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    trials, profiles = [], {}
+    trials, profiles, artefacts, differ = [], {}, [], []
+    windows = 0
     for subject in range(1, n_subjects + 1):
         rng = syn.rng_for(seed, "seed_v", subject)
         profile = syn.SubjectProfile.draw(rng, subject)
@@ -215,20 +257,38 @@ def write_synthetic(root: Path, n_subjects: int = 4, seed: int = 0,
         de, de_labels, eye, eye_labels = {}, {}, {}, {}
         for k in range(N_KEYS):
             session, trial = k // N_TRIALS + 1, k % N_TRIALS + 1
+            if trial > n_trials:
+                continue
             index = LABELS[session][trial - 1]
-            latent = syn.draw_latent(rng, CLASSES[index], index, float(gains[session - 1]))
+            latent = syn.draw_latent(rng, CLASSES[index], index, float(gains[session - 1]),
+                                     noisy_rate=0.1 if nuisances else 0.0)
+            if latent.noisy:
+                artefacts.append({"subject": subject, "session": session, "trial": trial,
+                                  "key": k})
             eeg = synthetic_eeg(rng, n_times, latent, profile)
             values = synthetic_band_features(eeg, SFREQ, WINDOW_S)[DE_SET]   # (62, T, 5)
             de[k] = np.ascontiguousarray(values.transpose(1, 0, 2)).reshape(values.shape[1], -1)
             de_labels[k] = np.full(len(de[k]), float(index))
-            n_eye = _eye_windows(len(de[k]), k)
+            n_eye = _eye_windows(len(de[k]), k) if nuisances else len(de[k])
+            if n_eye != len(de[k]):
+                differ.append({"subject": subject, "session": session, "trial": trial, "key": k,
+                               "de_windows": len(de[k]), "eye_windows": n_eye})
             eye[k] = syn.eye_features(rng, n_eye, N_EYE, latent, profile)
             eye_labels[k] = np.full(n_eye, float(index))
-            trials.append({"subject": subject, "session": session, "trial": trial,
+            windows += min(len(de[k]), n_eye)
+            trials.append({"subject": subject, "session": session, "trial": trial, "key": k,
                            "windows": len(de[k]), "eye_windows": n_eye, **latent.to_dict()})
         save_container(root / DE_DIR / f"{subject}_123.npz", de, de_labels)
         save_container(root / EYE_DIR / f"{subject}_123.npz", eye, eye_labels)
-    return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds}
+    found = {}
+    if nuisances:
+        found = {"eye_windows_differ": differ,
+                 "eye_windows_fewer": sum(d["eye_windows"] < d["de_windows"] for d in differ),
+                 "eye_windows_more": sum(d["eye_windows"] > d["de_windows"] for d in differ),
+                 "artefact_trials": artefacts}
+    expected = syn.expected_counts(n_subjects, n_subjects * len(LABELS) * n_trials, windows)
+    return {"trials": trials, "subjects": profiles, "stimulus_seconds": seconds,
+            "n_trials": n_trials, "nuisances": found, "expected": expected}
 
 
 SPEC = DatasetSpec(

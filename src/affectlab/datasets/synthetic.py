@@ -23,7 +23,10 @@ from (seed, dataset, subject), so a dataset is reproducible and independent of t
 
 from __future__ import annotations
 
+import math
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -60,6 +63,59 @@ def rng_for(seed: int, *parts: object) -> np.random.Generator:
     return np.random.default_rng([seed, *stable_seed(*parts)])
 
 
+@dataclass(frozen=True)
+class Difficulty:
+    """How hard a synthetic copy is to learn (recorded in the manifest).
+
+    effect_scale: strength of every emotional effect relative to the nuisance variability
+        (1 = the loadings of this module as written).
+    subject_shift: scale of the per-subject nuisances (gain, spectral shift, band and feature
+        offsets, spread of the per-subject effect gain); 1 = as drawn by default.
+    subject_specific: 0..1, how far each subject's valence / arousal effect is rotated in the
+        valence-arousal plane (a per-subject angle up to ``subject_specific * 180`` degrees) for
+        EEG, peripheral and eye signals (faces keep the shared effect): 0 = every subject
+        expresses emotion alike, 1 = no shared direction at all. A method that only learns
+        one subject's mapping cannot transfer to another.
+    """
+
+    effect_scale: float = 0.35
+    subject_shift: float = 1.0
+    subject_specific: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.effect_scale >= 0 and self.subject_shift >= 0
+                and 0 <= self.subject_specific <= 1):
+            raise ValueError(f"difficulty out of range: {self}")
+
+
+#: named settings of ``affectlab synth --difficulty``. ``default``: logreg on EEG DE +
+#: peripheral statistics under LOSO is clearly above chance and clearly below ceiling
+#: (README, "Synthetic data"); ``hard``: weaker and partly subject-specific effects.
+DIFFICULTIES = {
+    "easy": Difficulty(effect_scale=0.6, subject_shift=0.5),
+    "default": Difficulty(),
+    "hard": Difficulty(effect_scale=0.25, subject_shift=1.5, subject_specific=0.5),
+}
+_DIFFICULTY = DIFFICULTIES["default"]
+
+
+@contextmanager
+def difficulty(setting: Difficulty) -> Iterator[Difficulty]:
+    """Write synthetic data at ``setting`` inside the ``with`` block (writers read it)."""
+    global _DIFFICULTY, EFFECT_SCALE
+    previous = _DIFFICULTY
+    _DIFFICULTY, EFFECT_SCALE = setting, setting.effect_scale
+    try:
+        yield setting
+    finally:
+        _DIFFICULTY, EFFECT_SCALE = previous, previous.effect_scale
+
+
+def _spread(value: float, centre: float) -> float:
+    """``value`` drawn around ``centre`` with its spread scaled by the subject shift."""
+    return centre + _DIFFICULTY.subject_shift * (value - centre)
+
+
 @dataclass
 class SubjectProfile:
     """Per-subject nuisance parameters (written to the manifest)."""
@@ -76,23 +132,39 @@ class SubjectProfile:
     resp_hz: float
     feature_offset: float
     effect_gain: float
+    effect_angle_deg: float = 0.0
 
     @classmethod
     def draw(cls, rng: np.random.Generator, subject: int) -> SubjectProfile:
-        return cls(
+        shift = _DIFFICULTY.subject_shift
+        profile = cls(
             subject=subject,
-            gain=float(rng.uniform(0.6, 1.6)),
-            spectral_shift_hz=float(rng.uniform(-1.5, 1.5)),
-            band_offsets=[float(x) for x in rng.normal(0.0, 0.25, len(BANDS))],
+            gain=max(0.2, _spread(float(rng.uniform(0.6, 1.6)), 1.1)),
+            spectral_shift_hz=shift * float(rng.uniform(-1.5, 1.5)),
+            band_offsets=[shift * float(x) for x in rng.normal(0.0, 0.25, len(BANDS))],
             face_lag_s=float(rng.uniform(0.2, 0.6)),
             hr_bpm=float(rng.uniform(60, 80)),
             scl_us=float(rng.uniform(2.0, 8.0)),
             pupil_mm=float(rng.uniform(3.0, 4.5)),
             temp_c=float(rng.uniform(31.0, 34.0)),
             resp_hz=float(rng.uniform(0.2, 0.3)),
-            feature_offset=float(rng.normal(0.0, 0.5)),
-            effect_gain=float(rng.uniform(0.5, 1.5)),
+            feature_offset=shift * float(rng.normal(0.0, 0.5)),
+            effect_gain=max(0.0, _spread(float(rng.uniform(0.5, 1.5)), 1.0)),
         )
+        if _DIFFICULTY.subject_specific:      # its own stream: the draws above stay as they are
+            angle_rng = np.random.default_rng(stable_seed("angle", subject, profile.gain))
+            profile.effect_angle_deg = float(180 * _DIFFICULTY.subject_specific
+                                             * angle_rng.uniform(-1, 1))
+        return profile
+
+    def expressed(self, latent: TrialLatent) -> tuple[float, float]:
+        """The (valence, arousal) this subject's EEG, peripheral and eye signals express:
+        the latent pair rotated by the subject's effect angle."""
+        if not self.effect_angle_deg:
+            return latent.valence, latent.arousal
+        angle = math.radians(self.effect_angle_deg)
+        c, s = math.cos(angle), math.sin(angle)
+        return (c * latent.valence - s * latent.arousal, s * latent.valence + c * latent.arousal)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,7 +249,8 @@ def eeg_band_log_gains(ch_names: list[str], latent: TrialLatent, profile: Subjec
     n = len(ch_names)
     side = np.array([hemisphere(c) for c in ch_names], float)
     frontal = np.array([is_frontal(c) for c in ch_names], float)
-    v, a = effect_scale * latent.valence, effect_scale * latent.arousal
+    valence, arousal = profile.expressed(latent)
+    v, a = effect_scale * valence, effect_scale * arousal
     gains = np.zeros((n, len(BANDS)))
     gains[:, 0] += 0.1 * a                      # delta
     gains[:, 1] += 0.25 * a                     # theta
@@ -233,7 +306,7 @@ def heart_beats(rng: np.random.Generator, duration_s: float, hr_bpm: float) -> n
 
 
 def heart_rate(latent: TrialLatent, profile: SubjectProfile) -> float:
-    return profile.hr_bpm + 9.0 * EFFECT_SCALE * latent.arousal
+    return profile.hr_bpm + 9.0 * EFFECT_SCALE * profile.expressed(latent)[1]
 
 
 def ecg(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
@@ -261,7 +334,7 @@ def ppg(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLaten
 def skin_conductance(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
                      profile: SubjectProfile, envelope: np.ndarray) -> np.ndarray:
     """Skin conductance in microsiemens: tonic level + phasic responses to events."""
-    a = EFFECT_SCALE * latent.arousal
+    a = EFFECT_SCALE * profile.expressed(latent)[1]
     level = profile.scl_us * (1 + 0.25 * a + rng.normal(0, 0.05))
     drift = np.cumsum(rng.normal(0, 0.002, n_times))
     return level + (0.4 + 0.3 * a) * envelope + drift
@@ -270,15 +343,16 @@ def skin_conductance(rng: np.random.Generator, n_times: int, sfreq: float, laten
 def respiration(rng: np.random.Generator, n_times: int, sfreq: float, latent: TrialLatent,
                 profile: SubjectProfile) -> np.ndarray:
     t = np.arange(n_times) / sfreq
-    rate = profile.resp_hz * (1 + 0.2 * EFFECT_SCALE * latent.arousal + rng.normal(0, 0.05))
+    arousal = profile.expressed(latent)[1]
+    rate = profile.resp_hz * (1 + 0.2 * EFFECT_SCALE * arousal + rng.normal(0, 0.05))
     phase = 2 * np.pi * rate * t + np.cumsum(rng.normal(0, 0.01, n_times))
-    return np.sin(phase) * (1 + 0.1 * latent.arousal) + 0.05 * rng.standard_normal(n_times)
+    return np.sin(phase) * (1 + 0.1 * arousal) + 0.05 * rng.standard_normal(n_times)
 
 
 def skin_temperature(rng: np.random.Generator, n_times: int, sfreq: float,
                      latent: TrialLatent, profile: SubjectProfile) -> np.ndarray:
     t = np.arange(n_times) / sfreq
-    slope = -0.004 * EFFECT_SCALE * latent.arousal + rng.normal(0, 0.002)
+    slope = -0.004 * EFFECT_SCALE * profile.expressed(latent)[1] + rng.normal(0, 0.002)
     return profile.temp_c + slope * t + 0.01 * rng.standard_normal(n_times)
 
 
@@ -345,8 +419,7 @@ _EYE_LOADING[12:20, 0] += 0.6    # dispersion / fixation follow valence
 def eye_features(rng: np.random.Generator, n_windows: int, n_features: int,
                  latent: TrialLatent, profile: SubjectProfile) -> np.ndarray:
     """Eye-movement statistics per window, ``(n_windows, n_features)`` (31 or 33)."""
-    drive = EFFECT_SCALE * _EYE_LOADING[:n_features] @ np.array([latent.valence,
-                                                                 latent.arousal])
+    drive = EFFECT_SCALE * _EYE_LOADING[:n_features] @ np.array(profile.expressed(latent))
     drive = drive + rng.normal(0, 0.2, drive.shape)
     base = np.linspace(1.0, 3.0, n_features) + profile.feature_offset
     base[:2] = profile.pupil_mm
@@ -386,3 +459,26 @@ def write_mat(path, variables: dict) -> None:
         savemat(path, variables, do_compression=True)
     finally:
         _mio5.zlib = original
+
+
+# --------------------------------------------------------------------------- manifest helpers
+
+def expected_counts(subjects: int, trials: int, windows: int,
+                    missing: dict[str, dict[str, int]] | None = None,
+                    trials_without_windows: dict[str, int] | None = None) -> dict:
+    """What a reader + the ``default`` data preset (default options) must find in a synthetic
+    copy, as recorded in the manifest's ``expected`` entry.
+
+    subjects / trials: distinct subjects and (subject, session, trial) with windows; windows:
+    rows of the WindowSet; missing: per modality of the default preset, ``absent_trials``,
+    ``absent_windows`` and ``invalid_windows`` (only modalities with a non-zero count need be
+    listed); trials_without_windows: trials the release lists but that give no window, by
+    the reason the reader gives.
+    """
+    return {"subjects": int(subjects), "trials": int(trials), "windows": int(windows),
+            "missing": {name: {"absent_trials": int(c.get("absent_trials", 0)),
+                               "absent_windows": int(c.get("absent_windows", 0)),
+                               "invalid_windows": int(c.get("invalid_windows", 0))}
+                        for name, c in (missing or {}).items()},
+            "trials_without_windows": dict(trials_without_windows or {})}
+

@@ -17,10 +17,11 @@ from affectlab.methods.base import (
     MethodConfig,
     Predictions,
     Split,
+    baseline_inputs,
     build_config,
     create_method,
     register_method,
 )
 
-__all__ = ["METHODS", "Method", "MethodConfig", "Predictions", "Split", "build_config",
-           "create_method", "register_method"]
+__all__ = ["METHODS", "Method", "MethodConfig", "Predictions", "Split", "baseline_inputs",
+           "build_config", "create_method", "register_method"]

@@ -13,7 +13,7 @@ unlabelled target part and the test part carry ``y=None``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -93,14 +93,20 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
-    #: hyper-parameter presets: ``paper`` (the paper's settings) and ``fast`` (seconds)
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "fast": {}}
+    #: hyper-parameter presets: ``default`` (what a user gets: trains to convergence with
+    #: validation-based early stopping within a CPU budget per fold), ``paper`` (the paper's
+    #: settings, literally) and ``fast`` (a smoke test of seconds; never a result)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"default": {}, "paper": {}, "fast": {}}
     #: uses the unlabelled target part (transductive); declared in the run summary
     transductive: ClassVar[bool] = False
     #: data preset to use when the user gives none, per dataset (``"*"``: any dataset)
     data_presets: ClassVar[dict[str, str]] = {"*": "default"}
     #: presets whose settings depend on the dataset: ``{(preset, dataset): preset to use}``
     dataset_presets: ClassVar[dict[tuple[str, str], str]] = {}
+    #: what a same-input baseline (logreg, mlp) reads next to this method: ``None`` = the
+    #: method's own data preset; else ``{"preset": name, "options": {data options}}`` (methods
+    #: on raw windows: the EEG DE and peripheral statistics of the same recordings and grid)
+    baseline_inputs: ClassVar[dict[str, Any] | None] = None
     #: protocols the method supports (``None``: all)
     protocols: ClassVar[tuple[str, ...] | None] = None
     summary: ClassVar[str] = ""
@@ -130,6 +136,14 @@ class Method:
         raise NotImplementedError
 
     @classmethod
+    def used_modalities(cls, config: dict[str, Any], names: Sequence[str]) -> list[str]:
+        """The WindowSet modalities this method reads under ``config`` (default: all of them).
+
+        The runner drops a window only when one of these is missing, and counts it.
+        """
+        return list(names)
+
+    @classmethod
     def data_preset_for(cls, dataset: str) -> str:
         return cls.data_presets.get(dataset, cls.data_presets.get("*", "default"))
 
@@ -141,20 +155,21 @@ class Method:
 
 
 METHODS: Registry[type[Method]] = Registry("method")
+PRESET_NAMES = ("default", "paper", "fast")
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: register a :class:`Method` subclass under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
-    for preset in ("paper", "fast"):
+    for preset in ("paper", "fast"):     # TODO(issue 15): require PRESET_NAMES once all have
         if preset not in cls.presets:
             raise ValueError(f"method {cls.name} lacks the '{preset}' preset")
     METHODS.add(cls.name, cls)
     return cls
 
 
-def build_config(cls: type[Method], preset: str = "paper",
+def build_config(cls: type[Method], preset: str = "default",
                  overrides: dict[str, Any] | None = None) -> MethodConfig:
     """Defaults <- preset <- overrides, validated; errors name ``method.<option>``."""
     if preset not in cls.presets:
@@ -170,9 +185,21 @@ def build_config(cls: type[Method], preset: str = "paper",
         raise ConfigError(f"method ({cls.name})", f"{problems}. Options: {fields}") from None
 
 
+def baseline_inputs(method: str, dataset: str) -> tuple[str, dict[str, Any]]:
+    """``(data preset, data options)`` a same-input baseline reads next to ``method`` on
+    ``dataset``: the method's own features, or (raw-window methods) the EEG DE and peripheral
+    statistics of the same recordings on the same window grid."""
+    import affectlab.methods  # noqa: F401  (registers the built-in methods)
+
+    cls = METHODS.get(method)
+    if cls.baseline_inputs is None:
+        return cls.data_preset_for(dataset), {}
+    return cls.baseline_inputs["preset"], dict(cls.baseline_inputs.get("options", {}))
+
+
 def create_method(name: str, config: dict[str, Any] | None = None, n_classes: int = 2,
                   seed: int = 0, device: str | torch.device = "cpu",
-                  preset: str = "paper") -> Method:
+                  preset: str = "default") -> Method:
     """Look up ``name`` in the registry and build it with a validated configuration."""
     import affectlab.methods  # noqa: F401  (registers the built-in methods)
 

@@ -52,7 +52,7 @@ class LogisticRegressionBaseline(Method):
     protocols = FEATURE_PROTOCOLS
     summary = "logistic regression on flattened window features (scikit-learn)"
     Config = LogRegConfig
-    presets = {"paper": {}, "fast": {"max_iter": 200}}
+    presets = {"default": {}, "paper": {}, "fast": {"max_iter": 200}}
 
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:
@@ -79,7 +79,7 @@ class LinearSVMBaseline(Method):
     protocols = FEATURE_PROTOCOLS
     summary = "linear SVM on flattened window features, probabilities by sigmoid calibration"
     Config = SVMConfig
-    presets = {"paper": {}, "fast": {"max_iter": 1000}}
+    presets = {"default": {}, "paper": {}, "fast": {"max_iter": 1000}}
 
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:
@@ -118,7 +118,7 @@ class MLPBaseline(Method):
     protocols = FEATURE_PROTOCOLS
     summary = "supervised MLP on flattened window features; early stopping on validation loss"
     Config = MLPConfig
-    presets = {"paper": {}, "fast": {"epochs": 15, "hidden": [64], "patience": 5}}
+    presets = {"default": {}, "paper": {}, "fast": {"epochs": 15, "hidden": [64], "patience": 5}}
 
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:

@@ -89,6 +89,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -380,12 +381,17 @@ class MEMHACL(Method):
     # Arousal: its synthetic effect spans every EEG band and the peripheral channels; the
     # valence effect (gamma, frontal alpha asymmetry) is too narrow for a CNN on raw 1 s
     # windows of 3 synthetic subjects (README, "Learning on synthetic data").
+    baseline_inputs = {"preset": "default", "options": {"window_s": 1.0}}
     demo = {"dataset": "deap", "protocol": "subject_kfold", "labels": "binary_arousal",
             "options": {}, "protocol_options": {"random_window": {"unit": "clip"}}}
 
     config: MEMHACLConfig
 
     # ------------------------------------------------------------------ data
+    @classmethod
+    def used_modalities(cls, config: dict, names: Sequence[str]) -> list[str]:
+        return [name for name in config["modalities"] if name in names]
+
     def _stack(self, windows: WindowSet) -> torch.Tensor:
         """The configured modalities stacked on the channel axis: ``(n, C, M)`` float32."""
         parts = []
