@@ -243,6 +243,20 @@ def _fill_linear(data: np.ndarray, bad: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(flat.reshape(moved.shape), 0, axis)
 
 
+def _count_bad(rec: Recording, modality: str, bad: np.ndarray, path: str | Path, key: str,
+               nan_policy: str, unit: str) -> dict[str, int] | None:
+    """Raise (``nan_policy="raise"``) or count the bad positions in ``rec.nonfinite``; None
+    when none is good (the modality is then missing for the trial)."""
+    if nan_policy == "raise":
+        _nan_error(path, key, modality, int(bad.sum()), unit)
+    counts = {"nonfinite": int(bad.sum()), "interpolated": 0}
+    rec.nonfinite[modality] = counts
+    if bad.all():
+        rec.missing.add(modality)
+        return None
+    return counts
+
+
 def add_stream(rec: Recording, modality: str, stream: Stream, path: str | Path, key: str,
                nan_policy: str) -> None:
     """Add ``stream`` to ``rec`` under ``modality``, handling non-finite samples by policy.
@@ -258,12 +272,8 @@ def add_stream(rec: Recording, modality: str, stream: Stream, path: str | Path, 
     if not bad.any():
         rec.streams[modality] = stream
         return
-    if nan_policy == "raise":
-        _nan_error(path, key, modality, int(bad.sum()), "samples")
-    counts = {"nonfinite": int(bad.sum()), "interpolated": 0}
-    rec.nonfinite[modality] = counts
-    if bad.all():
-        rec.missing.add(modality)
+    counts = _count_bad(rec, modality, bad, path, key, nan_policy, "samples")
+    if counts is None:
         return
     data = _fill_linear(stream.data, bad, axis=1)
     if nan_policy == "interpolate":
@@ -289,12 +299,8 @@ def add_features(rec: Recording, modality: str, feats: Features, path: str | Pat
     if not bad.any():
         rec.features[modality] = feats
         return
-    if nan_policy == "raise":
-        _nan_error(path, key, modality, int(bad.sum()), "windows")
-    counts = {"nonfinite": int(bad.sum()), "interpolated": 0}
-    rec.nonfinite[modality] = counts
-    if bad.all():
-        rec.missing.add(modality)
+    counts = _count_bad(rec, modality, bad, path, key, nan_policy, "windows")
+    if counts is None:
         return
     data = np.where(np.isfinite(feats.data), feats.data, np.nan)
     if nan_policy == "interpolate":
