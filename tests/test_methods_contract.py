@@ -72,8 +72,8 @@ def test_method_under_protocol(method, protocol, synthetic_root, windowset_cache
     np.testing.assert_allclose(table2.filter(like="prob_").to_numpy(), probs, atol=1e-5)
 
 
-def test_every_method_has_both_presets_and_a_demo():
+def test_every_method_has_the_three_presets_and_a_demo():
     for name, cls in METHODS.items():
-        assert {"paper", "fast"} <= set(cls.presets), name
+        assert {"default", "paper", "fast"} <= set(cls.presets), name
         assert {"dataset", "protocol", "labels"} <= set(cls.demo), name
         assert cls.summary, name

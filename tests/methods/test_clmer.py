@@ -307,7 +307,8 @@ def _encoder_snapshots(method: CLMER) -> dict:
 @pytest.mark.parametrize("mode, changes", [("frozen", False), ("finetune", True)])
 def test_frozen_encoders_stay_frozen(mode, changes):
     ws, y = tiny_windowset()
-    method = create_method("clmer", {**TINY, "encoder": mode}, n_classes=2, seed=0)
+    method = create_method("clmer", {**TINY, "encoder": mode}, n_classes=2, seed=0,
+                           preset="paper")
     states = _encoder_snapshots(method)
     method.fit(split_of(ws, y))
     same = all(torch.equal(states["before"][k], states["after"][k]) for k in states["before"])
@@ -318,7 +319,7 @@ def test_frozen_encoders_stay_frozen(mode, changes):
 # --------------------------------------------------------------------------- method
 
 def test_config_validation_and_presets():
-    for preset in ("paper", "fast"):
+    for preset in ("default", "paper", "fast"):
         assert build_config(CLMER, preset)
     paper = build_config(CLMER, "paper")
     assert (paper.pretrain_lr, paper.pretrain_weight_decay, paper.batch_size, paper.lr) == \
@@ -368,7 +369,7 @@ def test_ablation_flags_change_the_computation():
 def test_missing_modality_is_an_error_and_missing_windows_are_imputed():
     ws, y = tiny_windowset()
     no_face = ws.select_modalities(["eeg", "gsr"])
-    method = create_method("clmer", TINY, n_classes=2)
+    method = create_method("clmer", TINY, n_classes=2, preset="paper")
     with pytest.raises(ConfigError, match="landmarks"):
         method.fit(split_of(no_face, y))
     holes = {k: v.clone() for k, v in ws.base.items()}

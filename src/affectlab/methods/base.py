@@ -162,7 +162,7 @@ def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: register a :class:`Method` subclass under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
-    for preset in ("paper", "fast"):     # TODO(issue 15): require PRESET_NAMES once all have
+    for preset in PRESET_NAMES:
         if preset not in cls.presets:
             raise ValueError(f"method {cls.name} lacks the '{preset}' preset")
     METHODS.add(cls.name, cls)

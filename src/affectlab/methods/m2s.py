@@ -33,6 +33,12 @@ every modality, each standardised with statistics of the training part only.
   (``Linear -> ReLU -> BatchNorm -> Linear``, as released) is trained on that modality's
   training labels. ``predict`` embeds the test Split's modality with *its own* frozen encoder
   and projection and applies the classifier: EEG -> EYE transfer in ``cross_modal`` folds.
+  Each modality's classifier input is centred on that modality's own mean over the paired
+  training sequences (``center``; see Interpretation).
+* Early stopping (``patience``, ``ft_patience``; the ``default`` preset): pre-training keeps the
+  epoch with the lowest Eq. 14 (without the CLUB estimate) on the validation part's paired
+  windows (no labels); fine-tuning keeps the epoch with the best validation balanced accuracy
+  and stops ``ft_patience`` epochs after it.
 * ``model="clip_pair"``: the CLIP-style baseline of the paper (same ER encoders and
   projections, InfoNCE only; no EI encoders, decoders or CLUB), optionally with M2M CPC
   (``loss_cpc``; off by default for this model, on for ``m2s``).
@@ -59,13 +65,30 @@ Interpretation (paper silent or ambiguous)
   when both have the same label). A sequence's label is its trial's label.
 * Fine-tuning input is the L2-normalised projection (the space InfoNCE aligns, so EEG- and
   EYE-projections are comparable); the released code feeds the raw projection (``official``).
+* That projection is centred per modality (``center``, on unless ``official``). InfoNCE aligns
+  the *pairs* but leaves the two modalities' embeddings offset from each other (the "modality
+  gap" of contrastive models, Liang et al., NeurIPS 2022, arXiv:2203.02053): on synthetic
+  SEED-IV the EEG and EYE training means lie 0.43 apart on the unit sphere, against a mean
+  pair distance of 0.83. A classifier fitted on EEG embeddings (its BatchNorm statistics too)
+  then meets EYE embeddings shifted by that offset. Subtracting from each modality its own
+  mean over the paired training sequences (no labels, no test windows) removes the offset; it
+  is a constant per modality, so same-modality results are unaffected in expectation. The
+  paper is silent; the cross-modal gain is about +0.03 balanced accuracy (README).
 * No model selection on test data. The released code keeps the best of 200 epochs x 9
   (lr, weight decay) settings scored on the test trials, and picks pre-training checkpoints the
   same way; here pre-training runs a fixed number of epochs, and the fine-tuning epoch is chosen
-  on ``val`` (balanced accuracy, ties to the lower validation loss) when a validation part is
-  given, else the last epoch is used. The oracle figure is available with ``report_oracle``.
+  on ``val`` (balanced accuracy, ties to the lower validation loss; ``ft_select="loss"``: the
+  loss) when a validation part is given, else the last epoch is used. With ``patience`` the
+  pre-training epoch is chosen on the validation part's paired windows without labels (Eq. 14
+  less the CLUB term, whose value follows the CLUB network's fit as much as the encoders').
+  The oracle figure is available with ``report_oracle``.
 * Pre-training uses every modality of the training windows and of the unlabelled part (paired
-  data, no labels); the runner passes no test windows to a non-transductive method. Batches
+  data, no labels); the runner passes no test windows to a non-transductive method. A window
+  missing a modality (non-finite, e.g. SEED-IV's NaN eye windows) removes the sequences that
+  hold it from pre-training and from the centring means; the standardisation statistics use
+  the finite windows; fine-tuning on the other modality keeps it. ``predict`` refuses a test
+  window without the test modality (the runner drops such windows: M2S reads every modality,
+  so ``used_modalities`` stays the default, all). Batches
   drop the last incomplete batch of an epoch (no tiny contrastive batches); ``epochs=0`` gives
   the "without pre-training" baseline (random frozen encoder + trained classifier).
 * The CLUB network has its own Adam (``club_lr``, default: ``lr``; the released code uses the
@@ -97,7 +120,7 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
 from affectlab.data import WindowSet
-from affectlab.errors import ConfigError
+from affectlab.errors import AffectlabError, ConfigError
 from affectlab.losses.club import CLUBNet
 from affectlab.losses.contrastive import info_nce
 from affectlab.losses.cpc import M2MCPC
@@ -148,15 +171,27 @@ class M2SConfig(MethodConfig):
         None, ge=0, description="weight of the A2A CPC terms (None: 1, or 0.1 if official)")
     temperature: float = Field(0.07, gt=0, description="InfoNCE temperature (not official)")
     official: bool = Field(False, description="reproduce the released code's choices")
-    epochs: int = Field(200, ge=0, description="pre-training epochs")
+    center: bool | None = Field(
+        None, description="centre each modality's classifier input on that modality's own "
+                          "training mean (removes the modality gap; None: on unless official)")
+    epochs: int = Field(200, ge=0, description="pre-training epochs (at most, with patience)")
+    patience: int | None = Field(
+        None, ge=1, description="pre-training: stop after this many epochs without a lower "
+                                "validation loss and keep the best epoch (None: no stopping)")
     batch_size: int = Field(512, ge=2)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    ft_epochs: int = Field(200, ge=1, description="fine-tuning epochs")
+    ft_epochs: int = Field(200, ge=1, description="fine-tuning epochs (at most)")
+    ft_patience: int | None = Field(
+        None, ge=1, description="fine-tuning: stop after this many epochs without a better "
+                                "validation score (None: run all epochs)")
     ft_batch_size: int = Field(512, ge=2)
     ft_lr: float = Field(1e-3, gt=0)
     ft_weight_decay: float = Field(1e-4, ge=0)
     ft_hidden: int = Field(128, ge=1, description="classifier hidden size")
+    ft_select: Literal["balanced_accuracy", "loss"] = Field(
+        "balanced_accuracy", description="validation criterion of the fine-tuning epoch: "
+                                         "balanced accuracy (ties: lower loss) or loss")
     report_oracle: bool = Field(False, description="keep per-epoch test probabilities")
 
     @model_validator(mode="after")
@@ -171,6 +206,10 @@ class M2SConfig(MethodConfig):
     @property
     def use_cpc(self) -> bool:
         return self.model == "m2s" if self.loss_cpc is None else self.loss_cpc
+
+    @property
+    def use_center(self) -> bool:
+        return not self.official if self.center is None else self.center
 
     @property
     def use_club(self) -> bool:
@@ -372,9 +411,11 @@ class M2SNet(nn.Module):
 
     def losses(self, batch: dict[str, torch.Tensor], z: dict, z_ei: dict,
                clubs: nn.ModuleDict | None, observed: int,
-               perms: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """The terms of Eq. 14 that are switched on (unweighted)."""
-        cfg, out, active = self.cfg, {}, self.active_losses()
+               perms: dict[str, torch.Tensor] | None = None,
+               skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        """The terms of Eq. 14 that are switched on (unweighted), less those in ``skip``."""
+        cfg, out = self.cfg, {}
+        active = [key for key in self.active_losses() if key not in skip]
         if "club" in active:                                          # Eq. 1
             out["club"] = sum(clubs[name].mi_upper_bound(
                 z[name], z_ei[name], cfg.club_negatives, None if perms is None else perms[name])
@@ -524,6 +565,11 @@ class M2S(Method):
                  "stimulus_kfold", "label_ratio", "random_window")
     data_presets = {"*": "m2s"}
     presets = {
+        "default": {"seq_len": 3, "cpc_steps": 1, "d_model": 64, "n_layers": 1, "n_heads": 2,
+                    "head_dim": 8, "ffn_dim": 64, "proj_dim": 32, "cpc_hidden": 32,
+                    "club_hidden": 32, "club_steps": 2, "club_lr": 5e-3, "epochs": 300,
+                    "patience": 30, "batch_size": 32, "lr": 1e-3, "ft_epochs": 300,
+                    "ft_patience": 50, "ft_batch_size": 16, "ft_hidden": 64},
         "paper": {},
         "fast": {"seq_len": 3, "cpc_steps": 1, "d_model": 32, "n_layers": 1, "n_heads": 2,
                  "head_dim": 8, "ffn_dim": 64, "proj_dim": 16, "cpc_hidden": 16,
@@ -551,7 +597,14 @@ class M2S(Method):
             if cfg.use_club else None
         parts = [train.windows] + ([unlabeled.windows] if unlabeled is not None and
                                    len(unlabeled) else [])
-        self.pretrain_logs_ = self._pretrain(parts)
+        data, seq = self._paired(parts)
+        if len(seq) == 0:
+            raise ConfigError("method.seq_len", f"no run of {cfg.seq_len} consecutive windows "
+                              f"with every modality ({', '.join(names)}) in the training part")
+        held_out = self._paired([val.windows]) if cfg.patience is not None and val is not None \
+            and len(val) and set(names) <= set(val.windows.names) else None
+        self.pretrain_logs_ = self._pretrain(data, seq, held_out)
+        self.centers_ = self._centers(data, seq)
         self._finetune(train, val)
         return self
 
@@ -571,19 +624,30 @@ class M2S(Method):
                               "windows inside a trial; lower seq_len")
         return idx
 
-    def _pretrain(self, parts: list[WindowSet]) -> dict[str, float]:
-        """Pre-training (Algorithm 1) on the paired windows of ``parts`` (no labels)."""
-        cfg, net = self.config, self.net_
-        tensors, seqs, offset = {name: [] for name in net.names}, [], 0
+    def _paired(self, parts: list[WindowSet]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Standardised tensors of every modality of ``parts`` (concatenated) and the sequences
+        ``(n_seq, T)`` into them whose windows hold every modality (finite values)."""
+        tensors, seqs, offset = {name: [] for name in self.net_.names}, [], 0
         for windows in parts:
-            for name in net.names:
+            for name in self.net_.names:
                 tensors[name].append(self.inputs_.tensor(windows, name))
-            seqs.append(self._sequences(windows) + offset)
+            idx = windows.sequence_index(self.config.seq_len, self.config.seq_stride)
+            seqs.append(idx.reshape(-1, self.config.seq_len) + offset)
             offset += len(windows)
         data = {name: torch.cat(chunks) for name, chunks in tensors.items()}
         finite = torch.stack([torch.isfinite(x.flatten(1)).all(1) for x in data.values()]).all(0)
-        seq = torch.as_tensor(np.concatenate(seqs), device=self.device)
-        seq = seq[finite[seq].all(dim=1)]
+        seq = torch.as_tensor(np.concatenate(seqs), dtype=torch.long, device=self.device)
+        return data, seq[finite[seq].all(dim=1)]
+
+    def _pretrain(self, data: dict[str, torch.Tensor], seq: torch.Tensor,
+                  held_out: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+                  ) -> dict[str, float]:
+        """Pre-training (Algorithm 1) on the paired sequences ``seq`` of ``data`` (no labels).
+
+        ``held_out``: paired sequences of the validation part (no labels); with ``patience``
+        the epoch with the lowest loss on them is kept (early stopping).
+        """
+        cfg, net = self.config, self.net_
         if cfg.epochs and not net.active_losses():
             raise ConfigError("method", "no pre-training loss is switched on for modalities "
                               f"{', '.join(net.names)}; enable one or set epochs=0")
@@ -597,6 +661,9 @@ class M2S(Method):
             if self.clubs_ is not None else None
         logs: dict[str, float] = {}
         total_epochs = cfg.epochs + cfg.ft_epochs
+        watch = held_out is not None and len(held_out[1]) >= 2
+        best: tuple[float, dict, int] | None = None
+        self.pretrain_epochs_ = cfg.epochs
         for epoch in range(cfg.epochs):
             sums: dict[str, float] = {}
             batches = 0
@@ -611,9 +678,72 @@ class M2S(Method):
                     sums[key] = sums.get(key, 0.0) + value
                 batches += 1
             logs = {f"pretrain_{k}": v / max(batches, 1) for k, v in sums.items()}
+            if watch:
+                logs["pretrain_val_loss"] = self._held_out_loss(*held_out)
+                if best is None or logs["pretrain_val_loss"] < best[0]:
+                    best = (logs["pretrain_val_loss"], copy.deepcopy(net.state_dict()), epoch)
             self.report_epoch(epoch, total_epochs, **logs)
-        logs["n_pretrain_sequences"] = float(len(seq))
+            if best is not None and epoch - best[2] >= cfg.patience:
+                self.pretrain_epochs_ = epoch + 1
+                break
+        if best is not None:
+            net.load_state_dict(best[1])
+            logs.update(pretrain_val_loss=best[0], pretrain_selected_epoch=float(best[2]))
+        logs.update(n_pretrain_sequences=float(len(seq)),
+                    pretrain_epochs_run=float(self.pretrain_epochs_))
         return logs
+
+    @torch.no_grad()
+    def _held_out_loss(self, data: dict[str, torch.Tensor], seq: torch.Tensor) -> float:
+        """Eq. 14 without the CLUB term on held-out paired sequences (eval mode; batches of
+        ``batch_size``; CPC averaged over every allowed ``M``). The CLUB estimate is left out:
+        its value follows the CLUB network's fit as much as the encoders'."""
+        cfg, net = self.config, self.net_
+        net.eval()
+        if not cfg.use_cpc:
+            observed = [0]
+        elif cfg.cpc_observed is not None:
+            observed = [cfg.cpc_observed]
+        else:
+            high = cfg.seq_len - cfg.cpc_steps
+            observed = list(range(min(2, high), high + 1))
+        starts = list(range(0, len(seq), cfg.batch_size))
+        if len(starts) > 1 and len(seq) - starts[-1] < 2:
+            starts.pop()                                  # no batch of one sequence
+        total, weight = 0.0, 0
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else len(seq)
+            idx = seq[start:stop]
+            batch = {name: _gather(x, idx) for name, x in data.items()}
+            z, z_ei = net.encode(batch)
+            for m in observed:
+                terms = net.losses(batch, z, z_ei, self.clubs_, m, skip=("club",))
+                total += float(net.total(terms)) * len(idx)
+                weight += len(idx)
+        return total / max(weight, 1)
+
+    @torch.no_grad()
+    def _centers(self, data: dict[str, torch.Tensor], seq: torch.Tensor
+                 ) -> dict[str, torch.Tensor] | None:
+        """Mean classifier input per modality over the paired pre-training sequences (no
+        labels). Subtracting its own mean from each modality removes the offset between the
+        modalities' embeddings (the modality gap) that InfoNCE leaves, so a classifier fitted
+        on one modality meets the other modality's embeddings where its own were."""
+        if not self.config.use_center:
+            return None
+        self.net_.eval()
+        out = {}
+        for name in self.net_.names:
+            feats = [self.net_.features(name, _gather(data[name], seq[start:start + 1024]))
+                     for start in range(0, len(seq), 1024)]
+            out[name] = torch.cat(feats).mean(dim=0)
+        return out
+
+    def _features(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Classifier input of sequences ``x`` of modality ``name``: the frozen features,
+        centred on the modality's own training mean when ``center`` is on."""
+        out = self.net_.features(name, x)
+        return out - self.centers_[name] if self.centers_ is not None else out
 
     def _observed(self) -> int:
         """``M`` for this batch: fixed, or drawn from ``2..T-N`` like the released code."""
@@ -644,7 +774,7 @@ class M2S(Method):
         self.net_.eval()
         x = self.inputs_.tensor(windows, name)
         idx_t = torch.as_tensor(idx, device=self.device)
-        out = [self.net_.features(name, _gather(x, idx_t[start:start + 1024]))
+        out = [self._features(name, _gather(x, idx_t[start:start + 1024]))
                for start in range(0, len(idx_t), 1024)]
         return torch.cat(out)
 
@@ -674,7 +804,7 @@ class M2S(Method):
                 if official:                  # frozen encoder in train mode: dropout active
                     self.net_.train()
                     with torch.no_grad():
-                        batch = self.net_.features(name, _gather(x_train, idx_t[rows]))
+                        batch = self._features(name, _gather(x_train, idx_t[rows]))
                 else:
                     batch = feats[rows]
                 loss = F.cross_entropy(self.classifier_(batch), y[rows])
@@ -687,11 +817,16 @@ class M2S(Method):
                 self.epoch_states_.append(state)
             logs = {"ft_loss": float(loss.detach())}
             if val_data is not None:
-                score = self._val_score(val_data)
-                logs.update(val_balanced_accuracy=score[0])
+                accuracy, val_loss = self._val_score(val_data)
+                logs.update(val_balanced_accuracy=accuracy, val_loss=val_loss)
+                score = (-val_loss, accuracy) if cfg.ft_select == "loss" else \
+                    (accuracy, -val_loss)
                 if best is None or score > best[0]:
                     best = (score, state, epoch)
             self.report_epoch(cfg.epochs + epoch, cfg.epochs + cfg.ft_epochs, **logs)
+            if best is not None and cfg.ft_patience is not None \
+                    and epoch - best[2] >= cfg.ft_patience:
+                break
         if best is not None:
             self.classifier_.load_state_dict(best[1])
             self.selected_epoch_ = best[2]
@@ -723,10 +858,11 @@ class M2S(Method):
         return self._to_windows(self.classifier_(feats).softmax(dim=-1), idx, n)
 
     def _val_score(self, val_data) -> tuple[float, float]:
+        """Balanced accuracy and mean NLL of the classifier on the validation windows."""
         feats, idx, y, n = val_data
         probs = self._window_probs(feats, idx, n).cpu().numpy()
         loss = -np.log(probs[np.arange(n), y] + 1e-12).mean()
-        return balanced_accuracy_score(y, probs.argmax(1)), -loss
+        return balanced_accuracy_score(y, probs.argmax(1)), float(loss)
 
     # ------------------------------------------------------------------ predict
     def predict(self, test: Split) -> Predictions:
@@ -734,6 +870,10 @@ class M2S(Method):
         if name not in self.net_.names:
             raise ConfigError("protocol.modalities", f"'{name}' was not pre-trained (the "
                               f"training part holds {', '.join(self.net_.names)})")
+        missing = int((~torch.isfinite(test.windows.tensor(name).flatten(1)).all(1)).sum())
+        if missing:
+            raise AffectlabError(f"m2s: {missing} test window(s) lack '{name}' (non-finite "
+                                 "values); drop them before predicting (the runner does)")
         idx = cover_index(test.windows, self.config.seq_len)
         feats = self._embed_sequences(test.windows, name, idx)
         probs = self._window_probs(feats, idx, len(test))

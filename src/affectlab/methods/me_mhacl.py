@@ -360,6 +360,14 @@ class MEMHACL(Method):
                "Resp + Temp windows, multi-head attention group projector, fine-tuning")
     Config = MEMHACLConfig
     presets = {
+        # default (provisional): the fast encoder and pre-training with a longer fine-tuning
+        # that stops on the validation score. It does NOT yet reach logreg on DE + peripheral
+        # statistics across subjects: the ResNet memorises the training subjects (training
+        # accuracy 0.94-1.00, test at chance, with or without pre-training); README section.
+        "default": {"pretrain_epochs": 20, "P": 8, "Q": 1, "base_width": 8,
+                    "pretrain_lr": 1e-3, "projector_dims": [64, 64, 128],
+                    "finetune_epochs": 40, "patience": 8, "batch_size": 32,
+                    "select_on": "balanced_accuracy"},
         "paper": {},
         "paper_mahnob": {"P": 4, "Q": 8, "pretrain_epochs": 475, "batch_size": 256},
         "sgmc_official": {"official": True, "attention": False, "projector_dropout": 0.2,
