@@ -566,7 +566,7 @@ class M2S(Method):
     data_presets = {"*": "m2s"}
     presets = {
         "default": {"seq_len": 3, "cpc_steps": 1, "d_model": 64, "n_layers": 1, "n_heads": 2,
-                    "head_dim": 8, "ffn_dim": 64, "proj_dim": 32, "cpc_hidden": 32,
+                    "head_dim": 8, "ffn_dim": 64, "proj_dim": 64, "cpc_hidden": 32,
                     "club_hidden": 32, "club_steps": 2, "club_lr": 5e-3, "epochs": 300,
                     "patience": 30, "batch_size": 32, "lr": 1e-3, "ft_epochs": 300,
                     "ft_patience": 50, "ft_batch_size": 16, "ft_hidden": 64},

@@ -49,11 +49,12 @@ training before Eq. 12-13 have acted). With ``report_oracle=true`` the target pr
 after every epoch are returned as ``Predictions.epoch_probs``; only the runner scores them
 (``oracle_best_epoch``).
 
-Presets: ``paper`` is the paper's Sec. 3.2 literally (400 epochs, last epoch, source
-statistics); ``default`` keeps the paper's network and optimiser but z-scores every
-subject-session with its own statistics and stops early on the source validation part (see
-"Interpretation", normalisation); ``fast`` is a smoke test (8 epochs of a smaller network,
-about 70 optimisation steps on 8 synthetic subjects: far from converged, never a result).
+Presets: ``paper`` is the paper's Sec. 3.2 literally (400 epochs, last epoch; source
+statistics, as the paper names no normalisation); ``default`` keeps the paper's network and
+optimiser but z-scores every subject-session with its own statistics and stops early on the
+source validation part (see "Interpretation", normalisation); ``fast`` is a smoke test (8
+epochs of a smaller network, about 70 optimisation steps on 8 synthetic subjects: far from
+converged, never a result).
 
 Interpretation
 --------------
@@ -521,7 +522,8 @@ class UFAMA(Method):
         # of lowest fusion-head loss on the source validation part, early stopping after 8
         # epochs without improvement (counted from the fine-grained stage on). CPU budget
         # (1 thread, synthetic SEED-IV with 8 subjects, about 290 target windows in LOSO and
-        # 770 in cross_session): BUDGET.
+        # 770 in cross_session): 60-180 s per LOSO fold (13-32 epochs run), 165-250 s per
+        # cross_session fold; it grows linearly with the target part (an epoch is one pass).
         "default": {"normalize": "subject_session", "epochs": 60, "select": "val",
                     "select_on": "loss", "patience": 8},
         "paper": {},
