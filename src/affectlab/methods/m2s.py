@@ -68,12 +68,14 @@ Interpretation (paper silent or ambiguous)
 * That projection is centred per modality (``center``, on unless ``official``). InfoNCE aligns
   the *pairs* but leaves the two modalities' embeddings offset from each other (the "modality
   gap" of contrastive models, Liang et al., NeurIPS 2022, arXiv:2203.02053): on synthetic
-  SEED-IV the EEG and EYE training means lie 0.43 apart on the unit sphere, against a mean
-  pair distance of 0.83. A classifier fitted on EEG embeddings (its BatchNorm statistics too)
-  then meets EYE embeddings shifted by that offset. Subtracting from each modality its own
-  mean over the paired training sequences (no labels, no test windows) removes the offset; it
-  is a constant per modality, so same-modality results are unaffected in expectation. The
-  paper is silent; the cross-modal gain is about +0.03 balanced accuracy (README).
+  SEED-IV (``fast`` preset) the EEG and EYE training means lie 0.43 apart on the unit sphere,
+  against a mean distance of 0.83 between the two embeddings of one sequence. A classifier
+  fitted on EEG embeddings (its BatchNorm statistics too) then meets EYE embeddings shifted by
+  that offset. Subtracting from each modality its own mean over the paired training sequences
+  (no labels, no test windows) removes the offset; for the training modality it is a constant
+  shift the classifier's first layer absorbs. The paper is silent. Measured gain in
+  cross-modal EEG -> EYE: +0.01 to +0.03 balanced accuracy (README) -- a correction, not the
+  main cause of the weak cross-modal results, which was an unconverged training budget.
 * No model selection on test data. The released code keeps the best of 200 epochs x 9
   (lr, weight decay) settings scored on the test trials, and picks pre-training checkpoints the
   same way; here pre-training runs a fixed number of epochs, and the fine-tuning epoch is chosen
@@ -564,6 +566,14 @@ class M2S(Method):
     protocols = ("subject_dependent", "cross_modal", "loso", "subject_kfold", "cross_session",
                  "stimulus_kfold", "label_ratio", "random_window")
     data_presets = {"*": "m2s"}
+    #: ``default``: a small encoder (d 64, one block, proj 64, T = 3, N = 1) trained to
+    #: convergence at a few subjects' data sizes: pre-training up to 300 epochs with early
+    #: stopping on the validation part's paired windows (patience 30), fine-tuning up to 300
+    #: epochs with early stopping on validation balanced accuracy (patience 50). CPU budget per
+    #: fold, one thread (measured, SEED-IV subject-session folds): 5 s mean / 9 s max on the
+    #: synthetic default (16 s trials), 14 s / 21 s on 48 s trials; budget 30 s per fold at
+    #: these sizes. An epoch costs in proportion to the training sequences (longer real
+    #: trials cost more per epoch; not measured on real recordings).
     presets = {
         "default": {"seq_len": 3, "cpc_steps": 1, "d_model": 64, "n_layers": 1, "n_heads": 2,
                     "head_dim": 8, "ffn_dim": 64, "proj_dim": 64, "cpc_hidden": 32,
