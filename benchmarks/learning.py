@@ -15,6 +15,11 @@ Writes ``benchmarks/results/learning.json`` (every fold of every seed) and ``lea
 case has no same-input baseline (the classifier is trained on one modality and tested on
 another); its chance level is given instead.
 
+For a method with a self-supervised stage the same folds also get a linear probe
+(:func:`affectlab.probe.linear_probe`): a logistic regression on the frozen features after
+pre-training alone against the same architecture at its random initialisation (seeds
+``--probe-seeds``; not for cross-modal cases).
+
     python benchmarks/learning.py                          # every case, 3 seeds, 8 subjects
     python benchmarks/learning.py --methods uf_ama --seeds 0 --max-folds 2    # a quick look
 """
@@ -32,7 +37,9 @@ import numpy as np
 import torch
 
 from affectlab.datasets import synth
-from affectlab.run import load_config, run_experiment
+from affectlab.methods import METHODS
+from affectlab.probe import linear_probe
+from affectlab.run import load_config, plan_run, run_experiment
 
 
 @dataclass(frozen=True)
@@ -68,18 +75,23 @@ CASES = [
 BASELINES = ("logreg", "mlp")
 
 
-def run_one(case: Case, method: str, root: Path, args, seed: int) -> dict:
-    """One run through the runner; returns the per-fold balanced accuracy and wall time."""
+def case_config(case: Case, method: str, root: Path, args, seed: int):
+    """The run config of ``method`` in ``case`` (a baseline reads the case's baseline inputs)."""
     from affectlab.methods import baseline_inputs
 
     own = method == case.method
     preset, data_options = (None, {}) if own else baseline_inputs(case.method, case.dataset)
-    cfg = load_config({"method": method, "dataset": case.dataset, "root": str(root),
+    return load_config({"method": method, "dataset": case.dataset, "root": str(root),
                        "protocol": case.protocol, "labels": {"scheme": case.labels},
                        "preset": preset, "seed": seed, "max_folds": args.max_folds,
                        "cache_dir": str(args.data / "windowsets"),
                        "options": {"protocol": dict(case.protocol_options),
                                    "data": data_options}})
+
+
+def run_one(case: Case, method: str, root: Path, args, seed: int) -> dict:
+    """One run through the runner; returns the per-fold balanced accuracy and wall time."""
+    cfg = case_config(case, method, root, args, seed)
     start = time.perf_counter()
     summary, _ = run_experiment(cfg, out=args.data / "runs" / case.name / f"{method}-{seed}",
                                 overwrite=True)
@@ -89,6 +101,14 @@ def run_one(case: Case, method: str, root: Path, args, seed: int) -> dict:
             "dropped_subjects": summary["dropped"]["subjects"],
             "chance": round(1 / len(summary["classes"]), 4),
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def probe_one(case: Case, root: Path, args, seed: int) -> dict:
+    """Linear probe of the case's method: pre-trained vs random-init frozen features."""
+    start = time.perf_counter()
+    result = linear_probe(plan_run(case_config(case, case.method, root, args, seed)),
+                          max_folds=args.max_folds)
+    return {"seed": seed, **result, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -111,6 +131,17 @@ def markdown(report: dict) -> str:
         chance = entry[entry["method"]]["runs"][0]["chance"]
         seeds = ", ".join(f"{v:.3f}" for v in entry[entry["method"]]["seed_means"])
         lines.append(f"| {entry['case']} | " + " | ".join(cells) + f" | {chance:.2f} | {seeds} |")
+    probes = [e for e in report["results"] if e.get("probe")]
+    if probes:
+        lines += ["", "Linear probe of the self-supervised stage (logistic regression on frozen "
+                  "features, same folds; seeds " + ", ".join(map(str, report["probe_seeds"]))
+                  + "):", "", "| case | pre-trained | random init | gain |", "|---|---|---|---|"]
+        for entry in probes:
+            arms = {arm: np.mean([p[arm]["mean"] for p in entry["probe"]])
+                    for arm in ("pretrained", "random_init")}
+            lines.append(f"| {entry['case']} | {arms['pretrained']:.3f} | "
+                         f"{arms['random_init']:.3f} | "
+                         f"{arms['pretrained'] - arms['random_init']:+.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +152,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--difficulty", default="default", help="easy | default | hard")
+    parser.add_argument("--probe-seeds", default="0",
+                        help="seeds of the linear probe ('' for none)")
     parser.add_argument("--max-folds", type=int, default=None,
                         help="only the first N folds of each protocol (quicker, noisier)")
     parser.add_argument("--data", type=Path, default=Path(".affectlab_cache/bench-learning"))
@@ -129,6 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
+    probe_seeds = [int(s) for s in args.probe_seeds.split(",") if s.strip()]
     cases = [c for c in CASES if args.methods == "all" or c.method in args.methods.split(",")]
     folder = args.data / f"data-{args.subjects}-{args.difficulty}"
     needed = sorted({c.dataset for c in cases} - {p.name for p in folder.glob("*")})
@@ -144,9 +178,16 @@ def main() -> None:
                                        for s in seeds])
             print(f"{case.name:55s} {method:10s} {entry[method]['mean']:.3f} ± "
                   f"{entry[method]['std']:.3f}", flush=True)
+        if METHODS.get(case.method).self_supervised and case.baselines and probe_seeds:
+            entry["probe"] = [probe_one(case, folder / case.dataset, args, s)
+                              for s in probe_seeds]
+            print(f"{case.name:55s} probe      " + ", ".join(
+                f"{p['pretrained']['mean']:.3f} vs {p['random_init']['mean']:.3f}"
+                for p in entry["probe"]), flush=True)
         results.append(entry)
     report = {"benchmark": "learning", "subjects": args.subjects, "difficulty": args.difficulty,
-              "seeds": seeds, "max_folds": args.max_folds, "method_preset": "default",
+              "seeds": seeds, "probe_seeds": probe_seeds, "max_folds": args.max_folds,
+              "method_preset": "default",
               "torch": torch.__version__, "threads": torch.get_num_threads(),
               "machine": platform.processor() or platform.machine(), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -195,6 +195,101 @@ def test_temporal_loss_hand_checkable_case():
     assert float(loss) == pytest.approx(math.log1p(math.exp(-10)), abs=1e-7)
 
 
+def test_tstcc_softmax_over_predictions_matches_naive_loop():
+    """TS-TCC's code: for every true future, a softmax over the batch's predictions."""
+    gen = torch.Generator().manual_seed(4)
+    pred, z = torch.randn(4, 2, 5, generator=gen), torch.randn(4, 6, 5, generator=gen)
+    t, total = 1, 0.0
+    for i in range(2):
+        future = z[:, t + 1 + i]
+        scores = future @ pred[:, i].T                      # (future b, prediction c)
+        total -= torch.diag(torch.log_softmax(scores, dim=1)).sum()
+    expected = float(total) / (4 * 2)
+    assert float(temporal_contrastive_loss(pred, z, t, "batch", "predictions")) == \
+        pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError):
+        temporal_contrastive_loss(pred, z, t, "time", "predictions")
+
+
+def _structured(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``(n, 5, 3)``: i.i.d. noise (the future independent of the past) or noisy sines of a
+    random frequency and phase per channel (the future predictable from the past)."""
+    if kind == "noise":
+        return torch.randn(n, 5, 3, generator=gen)
+    freq = 0.02 + 0.2 * torch.rand(n, 1, 3, generator=gen)
+    phase = 6.28 * torch.rand(n, 1, 3, generator=gen)
+    return torch.sin(6.28 * freq * torch.arange(5)[None, :, None] + phase) \
+        + 0.3 * torch.randn(n, 5, 3, generator=gen)
+
+
+def _temporal_loss_after_training(kind: str, negatives: str, context: str) -> tuple[float,
+                                                                                     float]:
+    """Train Eq. 3 alone on one kind of 5-step series; held-out loss and its chance level."""
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    cfg = CLMERConfig(encoder_channels=[16, 16], summary_dim=16, summary_layers=1,
+                      summary_heads=2, pred_steps=2, lambda_sample=0.0, max_segments=1,
+                      strong_jitter=0.1, temporal_negatives=negatives, temporal_context=context)
+    model = SequenceContrast(5, 3, cfg)
+    data = _structured(kind, 512, gen)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(400):
+        idx = torch.randint(0, 512, (32,), generator=gen)
+        loss, _ = model.loss(data[idx], model.draw_cut(gen), gen)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    fresh = _structured(kind, 256, gen)
+    with torch.no_grad():
+        losses = [model.loss(fresh[i:i + 32], cut, gen)[1]["temporal"]
+                  for i in range(0, 256, 32) for cut in range(model.cuts[0], model.cuts[1] + 1)]
+    chance = math.log(32) if negatives == "batch" else math.log(model.out_length - 1)
+    return float(np.mean(losses)), chance
+
+
+def test_default_temporal_contrast_needs_content_the_shuffled_control_stays_at_chance():
+    """Eq. 3 in the default reading (batch negatives, past and future encoded apart): on series
+    whose future is independent of their past it cannot beat chance (neither position nor
+    shared input samples give the answer away); on predictable series it learns."""
+    noise, chance = _temporal_loss_after_training("noise", "batch", "split")
+    assert noise == pytest.approx(chance, abs=0.05)
+    sine, chance = _temporal_loss_after_training("sine", "batch", "split")
+    assert sine < chance - 0.3
+
+
+@pytest.mark.parametrize("negatives", ["time", "batch"])
+def test_whole_window_readings_beat_chance_without_content(negatives):
+    """The control catches the leaks of the other readings: negatives from the same sequence
+    (position) and views encoded whole (receptive fields shared by summary and targets)."""
+    noise, chance = _temporal_loss_after_training("noise", negatives, "shared")
+    assert noise < chance - 0.3
+
+
+def test_split_context_cuts_past_and_future_apart():
+    cfg = CLMERConfig(**TINY)
+    model = SequenceContrast(128, 4, cfg)
+    stride = model.encoder.stride
+    assert stride == 4 and model.cuts[0] == 1
+    largest = model.cuts[1]
+    assert model.encoder.output_length(128 - largest * stride) >= model.steps
+    assert model.encoder.output_length(128 - (largest + 1) * stride) < model.steps
+    eye = ConvEncoder(3, [4, 4, 4], 8, 2, 0.0).eval()
+    for length in (9, 64, 100, 640):
+        assert eye(torch.zeros(1, length, 3)).shape[1] == eye.output_length(length)
+    face = SequenceContrast(5, 17, cfg)
+    assert face.cuts == (1, 5 - face.steps)
+    for cut in range(face.cuts[0], face.cuts[1] + 1):
+        loss, parts = face.loss(torch.randn(6, 5, 17), cut)
+        assert torch.isfinite(loss) and set(parts) == {"sample", "temporal"}
+    with pytest.raises(ConfigError):
+        build_config(CLMER, "fast", {"temporal_negatives": "time"})      # needs 'shared'
+    with pytest.raises(ConfigError):
+        build_config(CLMER, "fast", {"temporal_softmax": "predictions",
+                                     "temporal_negatives": "time",
+                                     "temporal_context": "shared"})
+
+
 def test_sample_loss_is_eq_1_2_and_eq_4_weights():
     gen = torch.Generator().manual_seed(3)
     a, b = torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
@@ -258,6 +353,14 @@ def test_token_length_map_starts_as_interpolation():
     torch.testing.assert_close(out[0, :, 0], torch.linspace(0, 4, 9))
 
 
+def test_shortening_token_length_map_starts_as_bin_means():
+    """Every input token counts: 8 tokens to 2 start as the means of tokens 0-3 and 4-7."""
+    layer = TokenLengthMap(8, 2)
+    x = torch.arange(8.0)[None, :, None]
+    torch.testing.assert_close(layer(x)[0, :, 0], torch.tensor([1.5, 5.5]))
+    torch.testing.assert_close(layer.weight.sum(1), torch.ones(2))
+
+
 # --------------------------------------------------------------------------- blocks
 
 def test_block_shapes():
@@ -267,7 +370,7 @@ def test_block_shapes():
     assert Summarizer(16, 8, 1, 2)(torch.randn(3, 4, 16)).shape == (3, 8)
     model = SequenceContrast(128, 4, cfg)
     assert model.out_length >= 16 and model.steps == min(cfg.pred_steps, model.out_length // 2)
-    loss, parts = model.loss(torch.randn(6, 128, 4), t=3)
+    loss, parts = model.loss(torch.randn(6, 128, 4), cut=3)
     assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == {"sample", "temporal"}
     net = FusionNet([(17, 8), (5, 8), (5, 8)], 6, "time", cfg, n_classes=4)
     xs = [torch.randn(3, 17, 8), torch.randn(3, 5, 8), torch.randn(3, 5, 8)]
@@ -281,7 +384,7 @@ def test_block_shapes():
 def test_gradients_reach_every_trainable_parameter():
     cfg = CLMERConfig(**TINY)
     model = SequenceContrast(64, 3, cfg)
-    model.loss(torch.randn(6, 64, 3), t=1)[0].backward()
+    model.loss(torch.randn(6, 64, 3), cut=2)[0].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     assert not missing
     net = FusionNet([(16, 8), (5, 8)], 6, "time", cfg, n_classes=3)
@@ -330,6 +433,27 @@ def test_config_validation_and_presets():
         build_config(CLMER, "fast", {"pretrain": True, "encoder": "none"})
     with pytest.raises(ConfigError):
         build_config(CLMER, "fast", {"modalities": []})
+
+
+def test_pretext_features_pretrained_vs_random_init():
+    ws, y = tiny_windowset(24, effect=1.0)
+    options = {**TINY, "modalities": ["physiology", "au"], "pretrain_epochs": 2}
+
+    def features(pretrain: bool) -> list[np.ndarray]:
+        method = create_method("clmer", options, n_classes=2, seed=0, preset="fast")
+        return method.pretext_features(split_of(ws, y, np.arange(16)), None,
+                                       [split_of(ws, y, np.arange(16)),
+                                        split_of(ws, None, np.arange(16, 24))], pretrain)
+
+    assert CLMER.self_supervised
+    pretrained, again, random_init = features(True), features(True), features(False)
+    width = 2 * TINY["encoder_channels"][-1]                # two modalities, time-mean each
+    assert [f.shape for f in pretrained] == [(16, width), (8, width)]
+    assert all(np.isfinite(f).all() for f in pretrained)
+    assert all(np.array_equal(a, b) for a, b in zip(pretrained, again, strict=True))
+    assert not np.allclose(pretrained[0], random_init[0])
+    ws.base["face_au"][20] = float("nan")                   # a window without its AUs
+    assert np.isnan(features(True)[1][4]).all() and np.isfinite(features(True)[1][:4]).all()
 
 
 def test_fit_predict_shapes_and_determinism():

@@ -412,3 +412,41 @@ def test_learns_and_uncertainty_flags_errors_subject_dependent(synthetic_root):
     assert right.mean() > np.concatenate(majority).mean() + 0.08
     assert roc_auc_score(~right, uncertainty) > 0.56
     assert uncertainty[~right].mean() > uncertainty[right].mean()
+
+
+def test_pretext_features_pretrained_vs_random_init():
+    """The linear probe's hook: per-window [F_eeg, F_face] of the encoder after the CACL stage
+    alone (training + unlabelled trials), against the same encoder at its random
+    initialisation (rebuilt here from the seed)."""
+    assert DHCMCACL.self_supervised
+    ws, y = windows([4, 5, 3, 4, 6, 4])
+    extra, _ = windows([8, 7], seed=1, subject=2)
+    test_ws, _ = windows([5, 3, 4], seed=2, subject=3)
+
+    def features(pretrain, parts=(split(ws, y), split(test_ws))):
+        method = DHCMCACL(cfg(), n_classes=2, seed=0)
+        return method.pretext_features(split(ws, y), split(extra), list(parts), pretrain=pretrain)
+
+    pretrained, random_init = features(True), features(False)
+    for arm in (pretrained, random_init):
+        assert [f.shape for f in arm] == [(len(ws), 24), (len(test_ws), 24)]
+        assert all(np.isfinite(f).all() for f in arm)
+    for again, arm in ((features(True), pretrained), (features(False), random_init)):
+        assert all(np.array_equal(a, b) for a, b in zip(again, arm, strict=True))
+    assert not np.allclose(pretrained[1], random_init[1], atol=1e-3)
+    method = DHCMCACL(cfg(), n_classes=2, seed=0)
+    method._fit_scaler([split(ws, y), split(extra)])
+    data = method._trials(split(test_ws), labelled=False)
+    torch.manual_seed(0)
+    encoder = Encoder(160, 17, cfg()).eval()
+    with torch.no_grad():
+        f_e, f_f, _ = encoder(*data.batch(torch.arange(len(data))))
+    steps = torch.cat([f_e, f_f], dim=-1).numpy()
+    expected = np.empty_like(random_init[1])
+    valid = data.pos >= 0
+    expected[data.pos[valid]] = steps[valid]
+    np.testing.assert_allclose(random_init[1], expected, rtol=1e-5, atol=1e-6)
+    broken, _ = windows([5, 3, 4], seed=2, subject=3, nan_face=[6])
+    rows = np.isnan(features(False, [split(broken)])[0]).any(axis=1)
+    missing = ~torch.isfinite(broken.tensor("face_au")).all(dim=1).numpy()
+    assert rows.sum() == 1 and np.array_equal(rows, missing)

@@ -519,3 +519,40 @@ def test_default_preset_cross_modal_eeg_to_eye_on_8_subjects(synthetic_root, tmp
     assert len(accuracy["per_fold"]) == 24
     assert accuracy["mean"] >= 0.35 and sum(v > 0.25 for v in accuracy["per_fold"]) >= 18, \
         accuracy
+
+
+def test_pretext_features_pretrained_vs_random_init():
+    """The linear probe's hook: frozen classifier inputs of EEG and EYE (concatenated in that
+    order) after the pre-training stage alone, against the same network at its random
+    initialisation; that arm is the frozen encoder of a fit without pre-training."""
+    assert M2S.self_supervised
+    ws, y = toy_windowset()
+    train_idx, test_idx = np.flatnonzero(ws.meta.trial <= 6), np.flatnonzero(ws.meta.trial > 6)
+    train = Split(ws.subset(train_idx), y[train_idx], ("eeg", "eye"))
+    test = Split(ws.subset(test_idx), None, ("eeg", "eye"))
+
+    def features(pretrain, parts=(train, test), split=train):
+        return fast_method().pretext_features(split, None, list(parts), pretrain=pretrain)
+
+    pretrained, random_init = features(True), features(False)
+    width = 2 * fast_method().config.proj_dim
+    for arm in (pretrained, random_init):
+        assert [f.shape for f in arm] == [(len(train), width), (len(test), width)]
+        assert all(f.dtype == np.float64 and np.isfinite(f).all() for f in arm)
+    for again, arm in ((features(True), pretrained), (features(False), random_init)):
+        assert all(np.array_equal(a, b) for a, b in zip(again, arm, strict=True))
+    assert not np.allclose(pretrained[1], random_init[1], atol=1e-3)
+    single = Split(train.windows, train.y, ("eeg",))             # EEG features only
+    unpretrained = fast_method(epochs=0, ft_epochs=1)
+    unpretrained.fit(single)
+    eeg_test = Split(test.windows.select_modalities(["eeg"]), None, ("eeg",))
+    expected = unpretrained.predict(eeg_test).embeddings
+    eeg = features(False, [eeg_test], single)[0]
+    np.testing.assert_allclose(eeg, expected, atol=1e-6)
+    np.testing.assert_allclose(random_init[1][:, :width // 2], expected, atol=1e-6)
+    eye = test.windows.tensor("eye").clone()                      # first window of trial 7
+    eye[0] = float("nan")
+    broken = Split(WindowSet({"eeg": test.windows.tensor("eeg"), "eye": eye},
+                             test.windows.meta), None, ("eeg", "eye"))
+    rows = np.isnan(features(False, [broken])[0]).any(axis=1)
+    assert rows.tolist() == [True] + [False] * (len(test) - 1)

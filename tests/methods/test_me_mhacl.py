@@ -416,3 +416,42 @@ def test_learns_the_synthetic_deap_arousal_effect_across_subjects(synthetic_root
     accuracy = scores[True]
     assert accuracy["mean"] > 0.55 and sum(v > 0.5 for v in accuracy["per_fold"]) >= 3, scores
     assert accuracy["mean"] > scores[False]["mean"], scores
+
+
+def test_pretext_features_pretrained_vs_random_init():
+    """The linear probe's hook: the frozen encoder after the contrastive stage alone, against
+    the same encoder at its random initialisation (rebuilt here from the seed)."""
+    assert MEMHACL.self_supervised
+    ws = toy_windows(n_subjects=4, n_stimuli=4, n_windows=2)
+    y = (ws.meta["valence"].to_numpy() > 5).astype(int)
+    stimulus = ws.meta["trial"].to_numpy()
+    train_idx, test_idx = np.flatnonzero(stimulus <= 3), np.flatnonzero(stimulus == 4)
+    train = Split(ws.subset(train_idx), y[train_idx], ("eeg", "gsr"))
+    test = Split(ws.subset(test_idx), None, ("eeg", "gsr"))
+    options = {**FAST, "modalities": ["eeg", "gsr"], "pretrain_epochs": 3}
+
+    def features(pretrain, parts=(train, test)):
+        method = create_method("me_mhacl", options, seed=0, preset="fast")
+        return method.pretext_features(train, None, list(parts), pretrain=pretrain)
+
+    pretrained, random_init = features(True), features(False)
+    for arm in (pretrained, random_init):
+        assert [f.shape for f in arm] == [(len(train), 64), (len(test), 64)]
+        assert all(np.isfinite(f).all() for f in arm)
+    for again, arm in ((features(True), pretrained), (features(False), random_init)):
+        assert all(np.array_equal(a, b) for a, b in zip(again, arm, strict=True))
+    assert not np.allclose(pretrained[1], random_init[1], atol=1e-3)
+    fresh = create_method("me_mhacl", options, seed=0, preset="fast")
+    torch.manual_seed(0)
+    fresh.build({"eeg": 8, "gsr": 1})
+    x_train = fresh._stack(train.windows)
+    mean, std = x_train.mean(dim=(0, 2), keepdim=True), x_train.std(dim=(0, 2), keepdim=True)
+    with torch.no_grad():
+        expected = fresh.encoder_.eval()((fresh._stack(test.windows) - mean) / std)
+    np.testing.assert_allclose(random_init[1], expected.numpy(), rtol=1e-4, atol=1e-5)
+    gsr = test.windows.tensor("gsr").clone()
+    gsr[3, 0, 7] = float("nan")
+    broken = Split(WindowSet({"eeg": test.windows.tensor("eeg"), "gsr": gsr},
+                             test.windows.meta), None, ("eeg", "gsr"))
+    rows = np.isnan(features(False, [broken])[0]).any(axis=1)
+    assert np.flatnonzero(rows).tolist() == [3]

@@ -107,6 +107,9 @@ class Method:
     #: method's own data preset; else ``{"preset": name, "options": {data options}}`` (methods
     #: on raw windows: the EEG DE and peripheral statistics of the same recordings and grid)
     baseline_inputs: ClassVar[dict[str, Any] | None] = None
+    #: the method has a self-supervised stage, isolated by :meth:`pretext_features` (the
+    #: linear probe of :mod:`affectlab.probe` compares it with the random initialisation)
+    self_supervised: ClassVar[bool] = False
     #: protocols the method supports (``None``: all)
     protocols: ClassVar[tuple[str, ...] | None] = None
     summary: ClassVar[str] = ""
@@ -134,6 +137,17 @@ class Method:
 
     def predict(self, test: Split) -> Predictions:
         raise NotImplementedError
+
+    def pretext_features(self, train: Split, unlabeled: Split | None, parts: Sequence[Split],
+                         pretrain: bool = True) -> list[np.ndarray]:
+        """Frozen features of ``parts`` after the self-supervised stage alone.
+
+        With ``pretrain`` the method runs only its self-supervised stage on ``train`` (its
+        labels unused) and ``unlabeled``; without it the same architecture keeps its random
+        initialisation (same seed). Returns one ``(n_i, d)`` float array per Split of
+        ``parts``, computed in eval mode (NaN rows where a window cannot be encoded).
+        """
+        raise NotImplementedError(f"{self.name} has no self-supervised stage")
 
     @classmethod
     def used_modalities(cls, config: dict[str, Any], names: Sequence[str]) -> list[str]:

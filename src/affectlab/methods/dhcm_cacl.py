@@ -96,6 +96,7 @@ Interpretation
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -529,6 +530,7 @@ class DHCMCACL(Method):
                  "freeze_levels": 0},
     }
     data_presets = {"deap": "dhcm_cacl", "mahnob": "dhcm_cacl"}
+    self_supervised = True
     protocols = ("subject_dependent", "loso", "subject_kfold", "label_ratio")
     demo = {"dataset": "deap", "protocol": "subject_kfold", "labels": "binary_valence",
             "options": {}}
@@ -575,30 +577,94 @@ class DHCMCACL(Method):
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:
         cfg = self.config
-        generator = seed_everything(self.seed)
-        pool = [train] + ([unlabeled] if unlabeled is not None and len(unlabeled) else [])
-        for part in pool:
-            check_split(part)
-        self._fit_scaler(pool)
-        labelled = self._trials(train, labelled=True)
-        if len(labelled) < 2:
-            raise AffectlabError(f"dhcm_cacl needs at least 2 labelled trials, got {len(labelled)}")
+        generator, pool, labelled = self._setup(train, unlabeled, labelled=True)
         val_trials = self._trials(val, labelled=True) if val is not None and len(val) else None
-        dims = (labelled.x[0].shape[-1], labelled.x[1].shape[-1])
-        encoder = Encoder(*dims, cfg).to(self.device)
+        encoder = self._build_encoder(labelled)
         self.history_: dict[str, list[float]] = {"pretrain": [], "finetune": [], "val": []}
         frozen_copy, self.frozen_parts_ = None, []
         n_total = cfg.finetune_epochs + (cfg.pretrain_epochs if cfg.pretrain else 0)
         if cfg.pretrain and cfg.pretrain_epochs > 0:
-            unlabelled = [labelled] + [self._trials(p, labelled=False) for p in pool[1:]]
-            self.loss_weights_ = LossWeights(2).to(self.device)
-            self._pretrain(encoder, self._concat(unlabelled), generator, n_total)
+            self._pretrain_stage(encoder, labelled, pool, generator, n_total)
             frozen_copy = copy.deepcopy(encoder).requires_grad_(False).eval()
             self.frozen_parts_ = encoder.freeze(min(cfg.freeze_levels, cfg.levels - 1))
         self.model_ = FineTuneModel(encoder, self.n_classes, cfg).to(self.device)
         self.frozen_encoder_ = frozen_copy
         self._finetune(labelled, val_trials, generator, n_total)
         return self
+
+    def _setup(self, train: Split, unlabeled: Split | None, labelled: bool
+               ) -> tuple[torch.Generator, list[Split], Trials]:
+        """Seed; check the training pool (train + unlabelled part), fit the scaler on it;
+        return the generator, the pool and the training trials (with labels if ``labelled``)."""
+        generator = seed_everything(self.seed)
+        pool = [train] + ([unlabeled] if unlabeled is not None and len(unlabeled) else [])
+        for part in pool:
+            check_split(part)
+        self._fit_scaler(pool)
+        trials = self._trials(train, labelled=labelled)
+        if len(trials) < 2:
+            kind = "labelled" if labelled else "training"
+            raise AffectlabError(f"dhcm_cacl needs at least 2 {kind} trials, got {len(trials)}")
+        return generator, pool, trials
+
+    def _build_encoder(self, trials: Trials) -> Encoder:
+        dims = (trials.x[0].shape[-1], trials.x[1].shape[-1])
+        return Encoder(*dims, self.config).to(self.device)
+
+    def _pretrain_stage(self, encoder: Encoder, trials: Trials, pool: list[Split],
+                        generator: torch.Generator, n_total: int) -> None:
+        """Stage 1 on the training trials plus the unlabelled part's trials (no labels)."""
+        unlabelled = [trials] + [self._trials(p, labelled=False) for p in pool[1:]]
+        self.loss_weights_ = LossWeights(2).to(self.device)
+        self._pretrain(encoder, self._concat(unlabelled), generator, n_total)
+
+    def pretext_features(self, train: Split, unlabeled: Split | None, parts: Sequence[Split],
+                         pretrain: bool = True) -> list[np.ndarray]:
+        """Per window, the pre-trained encoder's outputs at that window's time step of its
+        trial sequence, ``[F_eeg, F_face]`` (Eq. 7-11 after the final LayerNorms; what the
+        fine-tuning stage's attention gating reads): ``(n, 2 * d_model)``.
+
+        Inputs are z-scored with the training pool's statistics (``train`` and ``unlabeled``,
+        as ``fit``). ``pretrain``: the encoder after the CACL stage alone (Eq. 1-18, as ``fit``
+        runs it, ``pretrain_epochs`` epochs) on the trials of ``train`` (labels unused) and
+        ``unlabeled``; the config's ``pretrain`` switch is not read here. Without
+        ``pretrain`` the same encoder (same seed) keeps its random initialisation. Eval mode,
+        batches of 256 trials. A window of a part lacking EEG or face (non-finite) is a NaN row
+        and is left out of its trial's sequence (the gap is closed, as for dropped windows);
+        the training pool must be complete, as in ``fit``.
+        """
+        cfg = self.config
+        generator, pool, trials = self._setup(train, unlabeled, labelled=False)
+        encoder = self._build_encoder(trials)
+        self.history_ = {"pretrain": [], "finetune": [], "val": []}
+        if pretrain and cfg.pretrain_epochs > 0:
+            self._pretrain_stage(encoder, trials, pool, generator, cfg.pretrain_epochs)
+        encoder.eval()
+        out = []
+        for part in parts:
+            for name in MODALITIES:
+                if name not in part.windows.names:
+                    check_split(part)                     # raises: names the missing ones
+            complete = np.ones(len(part), bool)
+            for name in MODALITIES:
+                x = part.windows.tensor(name).reshape(len(part), -1)
+                complete &= torch.isfinite(x).all(dim=1).numpy()
+            rows = np.flatnonzero(complete)
+            feats = np.full((len(part), 2 * cfg.d_model), np.nan)
+            if len(rows):
+                data = self._trials(Split(part.windows.subset(rows), None, part.modalities),
+                                    labelled=False)
+                steps = []
+                with torch.no_grad():
+                    for idx in minibatches(len(data), 256, shuffle=False, device=self.device):
+                        x_e, x_f, mask = data.batch(idx)
+                        f = torch.cat(encoder(x_e, x_f, mask)[:2], dim=-1)
+                        steps.append(F.pad(f, (0, 0, 0, data.mask.shape[1] - mask.shape[1])))
+                per_step = torch.cat(steps).cpu().numpy()
+                valid = data.pos >= 0
+                feats[rows[data.pos[valid]]] = per_step[valid]
+            out.append(feats)
+        return out
 
     def pretrain_loss(self, encoder: Encoder, x_e: torch.Tensor, x_f: torch.Tensor,
                       mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -111,6 +111,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from itertools import combinations
 from typing import Literal
 
@@ -566,6 +567,7 @@ class M2S(Method):
     protocols = ("subject_dependent", "cross_modal", "loso", "subject_kfold", "cross_session",
                  "stimulus_kfold", "label_ratio", "random_window")
     data_presets = {"*": "m2s"}
+    self_supervised = True
     #: ``default``: a small encoder (d 64, one block, proj 64, T = 3, N = 1) trained to
     #: convergence at a few subjects' data sizes: pre-training up to 300 epochs with early
     #: stopping on the validation part's paired windows (patience 30), fine-tuning up to 300
@@ -596,9 +598,23 @@ class M2S(Method):
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> M2S:
         cfg = self.config
+        self.modality_ = self._finetune_modality(train)
+        data, seq = self._setup(train, unlabeled)
+        held_out = self._paired([val.windows]) if cfg.patience is not None and val is not None \
+            and len(val) and set(self.net_.names) <= set(val.windows.names) else None
+        self.pretrain_logs_ = self._pretrain(data, seq, held_out)
+        self.centers_ = self._centers(data, seq)
+        self._finetune(train, val)
+        return self
+
+    def _setup(self, train: Split, unlabeled: Split | None
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Seed; build the input standardisation (training statistics), the network and the
+        CLUB networks for every modality of the training windows; return the paired
+        pre-training data (training windows + the unlabelled part; see :meth:`_paired`)."""
+        cfg = self.config
         self._generator = seed_everything(self.seed)
         names = list(train.windows.names)
-        self.modality_ = self._finetune_modality(train)
         self.shapes_ = window_shapes(train.windows, names, cfg.sts_shapes)
         self.inputs_ = _Inputs(train.windows, names, self.shapes_, self.device)
         self.net_ = M2SNet(self.shapes_, cfg).to(self.device)
@@ -611,12 +627,51 @@ class M2S(Method):
         if len(seq) == 0:
             raise ConfigError("method.seq_len", f"no run of {cfg.seq_len} consecutive windows "
                               f"with every modality ({', '.join(names)}) in the training part")
-        held_out = self._paired([val.windows]) if cfg.patience is not None and val is not None \
-            and len(val) and set(names) <= set(val.windows.names) else None
-        self.pretrain_logs_ = self._pretrain(data, seq, held_out)
+        return data, seq
+
+    def pretext_features(self, train: Split, unlabeled: Split | None, parts: Sequence[Split],
+                         pretrain: bool = True) -> list[np.ndarray]:
+        """Per window, the frozen classifier input of every modality the training part allows
+        (``train.modalities``), concatenated in the order of the training windows' modalities:
+        ``(n, proj_dim * n_modalities)``.
+
+        Each modality's feature is what the fine-tuning classifier reads: the pooled projection
+        of the ER encoder (L2-normalised unless ``official``), centred on that modality's mean
+        over the paired pre-training sequences when ``center`` is on, per sequence of
+        ``seq_len`` windows (:func:`cover_index`) and averaged onto the windows as ``predict``
+        does. Inputs are standardised with the training windows' statistics.
+
+        ``pretrain``: the network after the pre-training stage alone (Eq. 14, no labels) on the
+        paired sequences of ``train`` and ``unlabeled``, exactly as ``fit`` runs it; no
+        validation part is given, so ``patience`` stops nothing and all ``epochs`` run.
+        Without ``pretrain`` the same network (same seed) keeps its random initialisation
+        (the centres are then those of the random encoder, as ``fit`` with ``epochs=0``).
+        A window is a NaN row when every sequence covering it holds a window lacking one of
+        the modalities (non-finite); each part must hold every feature modality.
+        """
+        data, seq = self._setup(train, unlabeled)
+        if pretrain:
+            self.pretrain_logs_ = self._pretrain(data, seq)
         self.centers_ = self._centers(data, seq)
-        self._finetune(train, val)
-        return self
+        names = [name for name in self.net_.names if name in train.modalities]
+        out = []
+        for part in parts:
+            missing = [name for name in names if name not in part.windows.names]
+            if missing:
+                raise ConfigError("protocol.modalities", f"the part lacks {', '.join(missing)}"
+                                  f" (features of {', '.join(names)})")
+            idx = cover_index(part.windows, self.config.seq_len)
+            feats = []
+            for name in names:
+                x = part.windows.tensor(name).reshape(len(part), -1)
+                usable = torch.isfinite(x).all(dim=1).numpy()[idx].all(axis=1)
+                window_feats = torch.full((len(part), self.config.proj_dim), float("nan"))
+                if usable.any():
+                    seq_feats = self._embed_sequences(part.windows, name, idx[usable])
+                    window_feats = self._to_windows(seq_feats, idx[usable], len(part)).cpu()
+                feats.append(window_feats.numpy().astype(np.float64))
+            out.append(np.concatenate(feats, axis=1))
+        return out
 
     def _finetune_modality(self, train: Split) -> str:
         allowed = tuple(train.modalities)

@@ -390,6 +390,7 @@ class MEMHACL(Method):
     # valence effect (gamma, frontal alpha asymmetry) is too narrow for a CNN on raw 1 s
     # windows of 3 synthetic subjects (README, "Learning on synthetic data").
     baseline_inputs = {"preset": "default", "options": {"window_s": 1.0}}
+    self_supervised = True
     demo = {"dataset": "deap", "protocol": "subject_kfold", "labels": "binary_arousal",
             "options": {}, "protocol_options": {"random_window": {"unit": "clip"}}}
 
@@ -400,8 +401,10 @@ class MEMHACL(Method):
     def used_modalities(cls, config: dict, names: Sequence[str]) -> list[str]:
         return [name for name in config["modalities"] if name in names]
 
-    def _stack(self, windows: WindowSet) -> torch.Tensor:
-        """The configured modalities stacked on the channel axis: ``(n, C, M)`` float32."""
+    def _stack(self, windows: WindowSet, allow_missing: bool = False) -> torch.Tensor:
+        """The configured modalities stacked on the channel axis: ``(n, C, M)`` float32.
+
+        A window holding NaN (a missing modality) is an error unless ``allow_missing``."""
         parts = []
         for name in self.config.modalities:
             shape = windows.shape(name)
@@ -415,7 +418,7 @@ class MEMHACL(Method):
             raise ConfigError("method.modalities", f"modalities have different window lengths "
                               f"{sorted(lengths)}; they must share one sampling rate")
         x = torch.cat(parts, dim=1).float()
-        if not torch.isfinite(x).all():
+        if not allow_missing and not torch.isfinite(x).all():
             raise ConfigError("method.modalities", "windows hold NaN (missing modality); drop "
                               "them or choose other modalities")
         return x
@@ -477,6 +480,16 @@ class MEMHACL(Method):
     # ------------------------------------------------------------------ training
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> MEMHACL:
+        x, generator = self._setup(train)
+        if self.config.pretrain:
+            self._pretrain(x, train.windows.meta, unlabeled, generator)
+        del self.projector_                               # Algorithm 1: throw away g
+        self._finetune(x, train.y, val, generator)
+        return self
+
+    def _setup(self, train: Split) -> tuple[torch.Tensor, torch.Generator]:
+        """Seed, fit the channel statistics on the training windows, build ``f``, ``g`` and the
+        classifier; return the normalised training windows and the training generator."""
         cfg = self.config
         generator = seed_everything(self.seed)
         self._check_split(train)
@@ -486,11 +499,37 @@ class MEMHACL(Method):
         x = self._normalize(x).to(self.device)
         self.build({name: train.windows.shape(name)[0] for name in cfg.modalities})
         self.extras_: dict[str, float] = {}
-        if cfg.pretrain:
+        return x, generator
+
+    def pretext_features(self, train: Split, unlabeled: Split | None, parts: Sequence[Split],
+                         pretrain: bool = True) -> list[np.ndarray]:
+        """Per window, the frozen base encoder ``f``'s output (Eq. 4, the input of the
+        fine-tuning classifier): ``(n, 8 * base_width)`` (512 at the paper's width).
+
+        Inputs: the configured modalities stacked on the channel axis and normalised as in
+        ``fit`` (``normalize="channel"``: mean / std of the training windows). ``pretrain``:
+        ``f`` after the group meiosis contrastive stage alone (Algorithm 1, as ``fit`` runs it)
+        on the training windows (labels unused) plus, with ``use_unlabeled``, the unlabelled
+        part; the config's ``pretrain`` switch is not read here. Without ``pretrain`` the same
+        modules (same seed) keep their random initialisation (batch norm at its initial
+        statistics). Eval mode, batches of ``eval_batch_size``. A window of a part holding NaN
+        is a NaN row; NaN in the training windows is an error, as in ``fit``.
+        """
+        x, generator = self._setup(train)
+        if pretrain:
             self._pretrain(x, train.windows.meta, unlabeled, generator)
-        del self.projector_                               # Algorithm 1: throw away g
-        self._finetune(x, train.y, val, generator)
-        return self
+        del self.projector_
+        out = []
+        for part in parts:
+            self._check_split(part)
+            raw = self._stack(part.windows, allow_missing=True)
+            complete = torch.isfinite(raw.flatten(1)).all(dim=1)
+            feats = np.full((len(part), self.encoder_.out_dim), np.nan)
+            if complete.any():
+                h = self._encode(self._normalize(raw[complete]).to(self.device))
+                feats[complete.numpy()] = h.cpu().numpy()
+            out.append(feats)
+        return out
 
     def _pretrain_data(self, x: torch.Tensor, meta: pd.DataFrame,
                        unlabeled: Split | None) -> tuple[torch.Tensor, pd.DataFrame]:
@@ -588,16 +627,22 @@ class MEMHACL(Method):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs ``(n, out_dim)`` in eval mode, in batches."""
+        self.encoder_.eval()
+        step = self.config.eval_batch_size
+        return torch.cat([self.encoder_(x[start:start + step])
+                          for start in range(0, len(x), step)])
+
+    @torch.no_grad()
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, embeddings) in eval mode, in batches."""
-        self.encoder_.eval()
+        embeddings = self._encode(x)
         self.classifier_.eval()
-        logits, embeddings = [], []
-        for start in range(0, len(x), self.config.eval_batch_size):
-            h = self.encoder_(x[start:start + self.config.eval_batch_size])
-            embeddings.append(h)
-            logits.append(self.classifier_(h))
-        return torch.cat(logits), torch.cat(embeddings)
+        step = self.config.eval_batch_size
+        logits = torch.cat([self.classifier_(embeddings[start:start + step])
+                            for start in range(0, len(embeddings), step)])
+        return logits, embeddings
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x)[0]

@@ -52,16 +52,26 @@ class TokenLengthMap(nn.Module):
     """Learned map of a token sequence ``(B, n_in, f)`` to ``(B, n_out, f)``.
 
     Every output token is a learned weighted sum of the input tokens plus a bias (a kernel-1
-    convolution across the token axis). The weights start as linear interpolation from ``n_in``
-    to ``n_out`` positions, so training starts from a plain resampling of the time axis.
+    convolution across the token axis). The weights start as a plain resampling of the token
+    axis: the mean of each output token's share of the input tokens when shortening (area
+    interpolation, so every input token counts), linear interpolation when lengthening.
+
+    Interpretation: the paper says only that the map is learned. Starting a shortening map as
+    linear interpolation would read 2 of every ``n_in / n_out`` input tokens and drop the rest
+    at the start of training; on 5 s DEAP physiology (80 encoded steps to 20 tokens) that start
+    cost about 0.15 balanced accuracy under LOSO against area averaging.
     """
 
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
         eye = torch.eye(n_in)[None]                                     # (1, n_in, n_in)
-        interp = F.interpolate(eye, size=n_out, mode="linear", align_corners=True) \
-            if n_in > 1 else torch.ones(1, 1, n_out)
-        self.weight = nn.Parameter(interp[0].T.contiguous())            # (n_out, n_in)
+        if n_in == 1:
+            resample = torch.ones(1, 1, n_out)
+        elif n_out < n_in:
+            resample = F.interpolate(eye, size=n_out, mode="area")
+        else:
+            resample = F.interpolate(eye, size=n_out, mode="linear", align_corners=True)
+        self.weight = nn.Parameter(resample[0].T.contiguous())          # (n_out, n_in)
         self.bias = nn.Parameter(torch.zeros(n_out, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
