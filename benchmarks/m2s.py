@@ -5,7 +5,7 @@ T = 5, batch 512, d = 128, 4 blocks, 3 CLUB updates per batch). Both steps start
 weights and optimiser states and see the same batch, ``M`` and CLUB permutations, with dropout
 off, so they must give the same loss and the same updated weights.
 
-"straightforward" (the released code's structure, OFFICIAL_CODE.md s.2): for each of the 3 CLUB
+"straightforward" (the structure of the released M2S code): for each of the 3 CLUB
 updates the whole model forward (encoders, decoders, CPC, projections) runs again with autograd
 on and its features are detached; then a fourth forward gives the loss. STS projects the keys
 and values of every frame and averages the projections of frames ``t``, ``t-1`` and ``1``

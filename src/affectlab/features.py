@@ -10,7 +10,7 @@ Interpretation
   ``DE = 0.5 * ln(2 pi e sigma^2)`` where ``sigma^2`` is the band's variance. The band variance of
   a window is taken from its periodogram (Parseval: the sum of the one-sided power in the band),
   which is what SEED's STFT-based features do up to a constant offset. Absolute values therefore
-  do not match the released SEED numbers (DATASETS.md, section 2); differences between windows do.
+  do not match the released SEED numbers; differences between windows do.
 * PSD per band is Welch's mean power spectral density (SciPy) inside the band, with segments of
   at most 1 s and 50 % overlap.
 * LDS smoothing is a random-walk Kalman filter + Rauch-Tung-Striebel smoother along windows,

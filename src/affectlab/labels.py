@@ -2,7 +2,7 @@
 
 ``binary_valence`` / ``binary_arousal``: rating > threshold is class 1 (high). The threshold
 defaults to the middle of the dataset's scale (5 on 1-9, 3 on DREAMER's 1-5); note that TorchEEG
-uses >= and so moves a rating of exactly 5.00 (DATASETS.md, section 8).
+uses >= and so moves a rating of exactly 5.00 to the high class.
 ``quadrant``: 0 LVLA, 1 LVHA, 2 HVLA, 3 HVHA. ``grid9``: valence bin x 3 + arousal bin with bins
 [1, 3], (3, 6], (6, 9] (CLMER; 1-9 scales only). ``native``: the dataset's discrete classes
 (SEED 3, SEED-IV 4, SEED-V 5).

@@ -558,7 +558,9 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
     summary = {
         "method": plan.cfg.method, "dataset": plan.cfg.dataset, "protocol": plan.cfg.protocol,
         "label_scheme": plan.labels.scheme, "classes": list(plan.labels.classes),
-        "leaky": plan.leaky, "transductive": bool(plan.method_cls.transductive),
+        "leaky": plan.leaky, "transductive": bool(
+            plan.method_cls.transductive
+            or plan.method_cls.uses_test_statistics(plan.method_config)),
         "n_folds": len(per_fold), "fold_names": [f["fold"] for f in per_fold],
         "metrics": evaluation.aggregate(per_fold, names),
         "per_subject": evaluation.per_subject(predictions),

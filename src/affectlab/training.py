@@ -1,7 +1,7 @@
 """Small training utilities shared by the PyTorch methods (no framework on top of torch).
 
 Batches are drawn by indexing contiguous tensors that already sit on the training device; no
-per-sample Python in the loop (DESIGN.md, section 4).
+per-sample Python in the loop.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from affectlab.methods.me_mhacl import (
     crossover_mask,
     draw_split,
     meiosis,
+    recording_zscore,
     spatial_zscore,
 )
 from affectlab.nn.resnet1d import PAPER_LENGTHS, ResNet1D, sgmc_blocks
@@ -218,6 +219,21 @@ def test_spatial_zscore_matches_sgmc_by_hand():
     assert_close(spatial_zscore(x), expected)
 
 
+def test_recording_zscore_uses_each_recordings_own_windows():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, 50, generator=gen)
+    x[3:] = 5 * x[3:] + 10                              # second recording: other gain / offset
+    meta = pd.DataFrame({"subject": [1, 1, 1, 2, 2, 2], "session": 1})
+    out = recording_zscore(x, meta)
+    for rows in (slice(0, 3), slice(3, 6)):
+        torch.testing.assert_close(out[rows].mean(dim=(0, 2)), torch.zeros(2), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[rows].std(dim=(0, 2)), torch.ones(2), atol=1e-5, rtol=0)
+    # a recording's result does not depend on the other recordings in the part
+    assert_close(recording_zscore(x[3:], meta.iloc[3:]), out[3:])
+    assert MEMHACL.uses_test_statistics({"normalize": "recording"})
+    assert not MEMHACL.uses_test_statistics({"normalize": "channel"})
+
+
 def test_split_point_ranges():
     gen = torch.Generator().manual_seed(0)
     draws = [draw_split(128, gen) for _ in range(3000)]
@@ -362,6 +378,11 @@ def test_runs_on_synthetic_mahnob_through_the_runner(synthetic_root, windowset_c
     assert summary["data_preset"] == "me_mhacl" and summary["n_folds"] == 1
     assert summary["extras"]["pretrain_clips"]["mean"] > 0
     assert np.isfinite(summary["extras"]["pretrain_loss"]["mean"])
+    assert not summary["transductive"]                  # fast: training statistics
+    cfg.options["method"]["normalize"] = "recording"    # test-part statistics: declared
+    summary, run_dir = run_experiment(cfg, out=tmp_path / "recording")
+    assert summary["transductive"]
+    assert "Transductive" in (run_dir / "summary.md").read_text()
 
 
 def test_paper_preset_follows_the_dataset(synthetic_root, windowset_cache):

@@ -1,4 +1,4 @@
-"""Channel orders of the released files (see shared/DATASETS.md)."""
+"""Channel orders of the released files."""
 
 DEAP_EEG = [
     "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1",

@@ -1,6 +1,6 @@
 """CLUB: contrastive log-ratio upper bound of mutual information (Cheng et al., ICML 2020).
 
-M2S (``shared/papers/004_*``, Eq. 1) minimises the CLUB estimate between the emotion-related
+M2S (Liu et al., AAAI 2025, Eq. 1) minimises the CLUB estimate between the emotion-related
 (ER) features ``z`` and the emotion-independent (EI) features ``z'`` of a modality::
 
     L_CLUB(z, z') = E_p(z, z')[log q(z'|z)] - E_p(z) E_p(z')[log q(z'|z)]

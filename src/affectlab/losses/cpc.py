@@ -1,4 +1,4 @@
-"""Multi-to-multi contrastive predictive coding (M2S, ``shared/papers/004_*``, Eq. 8-13).
+"""Multi-to-multi contrastive predictive coding (M2S, Liu et al., AAAI 2025, Eq. 8-13).
 
 Each modality ``A`` has an autoregressive two-layer LSTM over its ER embeddings
 ``z^A = (z_1 .. z_T)`` (Eq. 8-11). The contexts at the last observed step ``M`` of every

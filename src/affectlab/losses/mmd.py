@@ -1,7 +1,7 @@
 """Multi-kernel maximum mean discrepancy (MK-MMD) with a sum of Gaussian kernels.
 
-UF-AMA (``shared/papers/002_*``) Eq. 9-10: the squared RKHS distance between the source and the
-target mean embeddings, with the kernel ``kappa = sum_u k_u`` of ``K`` Gaussian RBF kernels.
+UF-AMA (Wang et al., arXiv:2606.00170) Eq. 9-10: the squared RKHS distance between the source and
+the target mean embeddings, with the kernel ``kappa = sum_u k_u`` of ``K`` Gaussian RBF kernels.
 
 Two estimators:
 

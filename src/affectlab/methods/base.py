@@ -1,4 +1,4 @@
-"""The method interface every baseline and paper method implements (DESIGN.md, section 1).
+"""The method interface every baseline and paper method implements.
 
 ::
 
@@ -148,6 +148,12 @@ class Method:
         ``parts``, computed in eval mode (NaN rows where a window cannot be encoded).
         """
         raise NotImplementedError(f"{self.name} has no self-supervised stage")
+
+    @classmethod
+    def uses_test_statistics(cls, config: dict[str, Any]) -> bool:
+        """Whether ``config`` normalises the test part with statistics of its own unlabelled
+        windows (e.g. per recording); the run summary then declares the run transductive."""
+        return False
 
     @classmethod
     def used_modalities(cls, config: dict[str, Any], names: Sequence[str]) -> list[str]:

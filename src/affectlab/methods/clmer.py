@@ -2,10 +2,10 @@
 
 References
 ----------
-Paper ``shared/papers/001_*.txt`` ("CLMER: a Framework for Contrastive Learning-based
-Multi-modal Emotion Recognition"); its temporal contrast follows TS-TCC / CA-TCC (Eldele et al.,
+Anonymous, "CLMER: a Framework for Contrastive Learning-based Multi-modal Emotion Recognition",
+preprint (no venue or year); its temporal contrast follows TS-TCC / CA-TCC (Eldele et al.,
 [36]) and its fusion the cross-modal transformer of MulT (Tsai et al., [29]). No official code
-is available (OFFICIAL_CODE.md has no CLMER entry), so there is no ``official`` switch.
+is available, so there is no ``official`` switch.
 
 Pipeline
 --------

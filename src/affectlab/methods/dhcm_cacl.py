@@ -20,12 +20,12 @@ uncertainty); embeddings are per window (the aligned features of that time step)
 References
 ----------
 B. Wu, Y. Li. DHCM-CACL: Dynamic Hierarchical Cross-modal Mamba with Confidence-Adaptive
-Contrastive Learning for Multimodal Emotion Recognition (shared/papers/000_*.txt).
+Contrastive Learning for Multimodal Emotion Recognition (no venue or year given).
 M. Sensoy, L. Kaplan, M. Kandemir. Evidential deep learning to quantify classification
 uncertainty. NeurIPS 2018. Z. Han, C. Zhang, H. Fu, J. T. Zhou. Trusted multi-view
 classification. ICLR 2021. A. Kendall, Y. Gal, R. Cipolla. Multi-task learning using uncertainty
-to weigh losses. CVPR 2018. No official code is public (OFFICIAL_CODE.md does not cover it), so
-there is no ``official`` switch.
+to weigh losses. CVPR 2018. No official code is public, so there is
+no ``official`` switch.
 
 Interpretation
 --------------

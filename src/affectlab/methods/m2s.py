@@ -3,8 +3,8 @@
 References
 ----------
 Liu, Cai, Lu, Zheng. "Multi-to-Single: Reducing Multimodal Dependency in Emotion Recognition
-Through Contrastive Learning", AAAI 2025 (``shared/papers/004_*``); released code
-``Arcee-LYK/Multi-to-Single`` (facts in ``shared/OFFICIAL_CODE.md``, section 2).
+Through Contrastive Learning", AAAI 2025; released code ``Arcee-LYK/Multi-to-Single`` on
+GitHub (its ``M2S_demo_code``).
 CLUB: Cheng et al., ICML 2020. CPC: van den Oord et al., 2018. CLIP: Radford et al., 2021.
 
 What is implemented
@@ -98,8 +98,8 @@ Interpretation (paper silent or ambiguous)
   it and the estimate drifts far from zero (observed with one update per batch at lr 1e-3), so
   the ``fast`` preset gives it a larger lr.
 
-Official switch (``official=True``; the released code's behaviour, OFFICIAL_CODE.md s.2/s.5)
---------------------------------------------------------------------------------------------
+Official switch (``official=True``; the released code's behaviour)
+------------------------------------------------------------------
 CPC same-modal terms weighted 0.1 and normalised over predictions; learnable CLIP logit scale
 (init ``log(1/0.07)``, no clamp); ``ReLU`` after the projection; raw (not normalised)
 projections into the classifier; frozen encoder left in train mode during fine-tuning (dropout

@@ -3,8 +3,8 @@
 References
 ----------
 Z. Wang, S. Wang, J. Wang, "UF-AMA: A unified framework for cross-domain emotion recognition via
-adaptive multimodal alignment", arXiv:2606.00170 (``shared/papers/002_*``); released code
-``BetterCoderLab/UF-AMA`` (commit 2b2a02f, read for ``shared/OFFICIAL_CODE.md`` section 1).
+adaptive multimodal alignment", arXiv:2606.00170 (2026); released code
+``BetterCoderLab/UF-AMA`` (commit 2b2a02f).
 
 What is implemented (equation numbers of the paper)
 ---------------------------------------------------
