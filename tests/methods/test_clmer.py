@@ -23,6 +23,7 @@ from affectlab.evaluation import ovr_accuracy
 from affectlab.labels import make_labels
 from affectlab.losses.contrastive import nt_xent
 from affectlab.losses.temporal import sequence_loss, temporal_contrastive_loss
+from affectlab.methods import clmer as clmer_module
 from affectlab.methods.base import Split, build_config, create_method
 from affectlab.methods.clmer import (
     CLMER,
@@ -135,6 +136,28 @@ def test_center_landmarks_removes_head_translation():
 
 
 # --------------------------------------------------------------------------- augmentations
+
+def test_landmarks_from_recording_mean_removes_each_recordings_face():
+    gen = torch.Generator().manual_seed(0)
+    faces = torch.randn(2, 1, 204, generator=gen) * 10           # two people's geometry
+    expression = torch.randn(6, 5, 204, generator=gen)
+    x = expression + faces[[0, 0, 0, 1, 1, 1]]
+    x[1, 2] = float("nan")                                         # an untracked step
+    meta = pd.DataFrame({"subject": [1, 1, 1, 2, 2, 2], "session": 1})
+    out = clmer_module.landmarks_from_recording_mean(x, meta)
+    for rows in ([0, 1, 2], [3, 4, 5]):
+        steps = out[rows].reshape(-1, 204)
+        steps = steps[torch.isfinite(steps).all(1)]
+        torch.testing.assert_close(steps.mean(0), torch.zeros(204), atol=1e-5, rtol=0)
+    assert torch.isnan(out[1, 2]).all()
+    # the same expression on two faces gives the same series once each face is removed
+    same = torch.cat([expression[:3], expression[:3]]) + faces[[0, 0, 0, 1, 1, 1]]
+    out = clmer_module.landmarks_from_recording_mean(same, meta)
+    torch.testing.assert_close(out[:3], out[3:])
+    assert CLMER.uses_test_statistics(build_config(CLMER, "default").model_dump())
+    assert not CLMER.uses_test_statistics(build_config(
+        CLMER, "default", {"modalities": ["physiology", "au"]}).model_dump())
+
 
 def test_augmentations_keep_shape_and_permutation_keeps_values():
     gen = torch.Generator().manual_seed(0)
