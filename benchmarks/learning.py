@@ -185,17 +185,29 @@ def main() -> None:
                 f"{p['pretrained']['mean']:.3f} vs {p['random_init']['mean']:.3f}"
                 for p in entry["probe"]), flush=True)
         results.append(entry)
-    report = {"benchmark": "learning", "subjects": args.subjects, "difficulty": args.difficulty,
-              "seeds": seeds, "probe_seeds": probe_seeds, "max_folds": args.max_folds,
-              "method_preset": "default",
-              "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "machine": platform.processor() or platform.machine(), "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
+        write(report_of(args, seeds, probe_seeds, results, complete=False), args.out)
+    report = report_of(args, seeds, probe_seeds, results, complete=True)
+    write(report, args.out)
     print(markdown(report))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
+
+def report_of(args, seeds: list[int], probe_seeds: list[int], results: list[dict],
+              complete: bool) -> dict:
+    """The JSON report; ``complete`` is False while cases are still to come."""
+    return {"benchmark": "learning", "complete": complete, "subjects": args.subjects,
+            "difficulty": args.difficulty, "seeds": seeds, "probe_seeds": probe_seeds,
+            "max_folds": args.max_folds, "method_preset": "default",
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": platform.processor() or platform.machine(), "results": results}
+
+
+def write(report: dict, out: Path) -> None:
+    """Write the JSON and the Markdown table (after every case: a stopped run keeps its
+    finished cases)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
 
 if __name__ == "__main__":
     main()
