@@ -32,10 +32,13 @@ def run_demo(out: Path, data: Path, methods: Sequence[str] | None = None, n_subj
     echo("smoke test: `fast` presets on tiny synthetic data, each method next to logreg on "
          "the same inputs and folds (not a result: see benchmarks/learning.py)")
     run_dirs = []
+    baseline_protocols = METHODS.get("logreg").protocols
     for name, demo in plans.items():
         preset, data_options = baseline_inputs(name, demo["dataset"])
-        for method, extra in ((name, {}), ("logreg", {"preset": preset,
-                                                      "data": data_options})):
+        runs: list[tuple[str, dict]] = [(name, {})]
+        if baseline_protocols is None or demo["protocol"] in baseline_protocols:
+            runs.append(("logreg", {"preset": preset, "data": data_options}))
+        for method, extra in runs:
             options = {k: dict(v) for k, v in demo.get("options", {}).items()}
             if extra:           # the baseline: same protocol and folds, its own method options
                 options.pop("method", None)
@@ -54,5 +57,8 @@ def run_demo(out: Path, data: Path, methods: Sequence[str] | None = None, n_subj
                  f"accuracy {acc['mean']:.3f} ± {acc['std']:.3f}  "
                  f"({time.perf_counter() - start:.0f} s)")
             run_dirs.append(run_dir)
+        if len(runs) == 1:
+            echo(f"{name}: no same-input baseline under {demo['protocol']} (trained on one "
+                 f"modality, tested on another); chance {1 / len(summary['classes']):.3f}")
     write_report(run_dirs, out / "report")
     return out / "report" / "comparison.md"
