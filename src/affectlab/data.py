@@ -188,3 +188,10 @@ def concat_meta(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     first = [c for c in META_COLUMNS if c in table.columns]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+def recording_rows(meta: pd.DataFrame) -> list[np.ndarray]:
+    """Row indices of every recording (one ``(subject, session)``) in ``meta``, in order of
+    first appearance."""
+    recording = pd.MultiIndex.from_frame(meta[["subject", "session"]]).factorize()[0]
+    return [np.flatnonzero(recording == key) for key in range(recording.max(initial=-1) + 1)]

@@ -160,6 +160,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from affectlab.data import recording_rows
 from affectlab.errors import ConfigError
 from affectlab.losses.contrastive import nt_xent
 from affectlab.losses.temporal import sequence_loss, temporal_contrastive_loss
@@ -203,10 +204,9 @@ def landmarks_from_recording_mean(x: torch.Tensor, meta: pd.DataFrame) -> torch.
     expression (the deviation from that face) is kept. Uses no labels, but at prediction the
     test part's own windows (transductive).
     """
-    recording = pd.MultiIndex.from_frame(meta[["subject", "session"]]).factorize()[0]
     out = x.clone()
-    for key in np.unique(recording):
-        rows = torch.as_tensor(np.flatnonzero(recording == key))
+    for rows in recording_rows(meta):
+        rows = torch.as_tensor(rows)
         steps = x[rows].reshape(-1, x.shape[-1])
         finite = torch.isfinite(steps).all(dim=1)
         if finite.any():
@@ -657,16 +657,16 @@ class CLMER(Method):
     # ------------------------------------------------------------------ training
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:
-        generator = self._training_inputs(train)
-        self.encoders_ = self._encoders(self.xs_, generator)
-        self.fusion_ = self._build_fusion(self.xs_, train).to(self.device)
-        self._train_fusion(self.xs_, self.y_, val, generator)
-        del self.xs_, self.y_
+        generator, xs, y = self._training_inputs(train)
+        self.encoders_ = self._encoders(xs, generator)
+        self.fusion_ = self._build_fusion(xs, train).to(self.device)
+        self._train_fusion(xs, y, val, generator)
         return self
 
-    def _training_inputs(self, train: Split) -> torch.Generator:
-        """Seed; the z-scored training windows that have every chosen modality (``xs_``,
-        ``y_``) and their statistics (``stats_``). Returns the host generator."""
+    def _training_inputs(self, train: Split) -> tuple[torch.Generator, list[torch.Tensor],
+                                                       torch.Tensor | None]:
+        """Seed and fit the statistics (``stats_``); return the host generator, the z-scored
+        training windows that have every chosen modality and their labels."""
         generator = seed_everything(self.seed)
         self.device_generator_ = torch.Generator(device=self.device).manual_seed(self.seed)
         self.groups_ = self._group_modalities(train)
@@ -677,11 +677,11 @@ class CLMER(Method):
             raise ConfigError("method.modalities", "fewer than 2 training windows have every "
                               "chosen modality")
         self.stats_ = [standardize_fit(x[keep].reshape(-1, x.shape[2])) for x in raw]
-        self.xs_ = [((x[keep] - m) / s).to(self.device) for x, (m, s) in zip(raw, self.stats_,
-                                                                               strict=True)]
-        self.y_ = None if train.y is None else torch.as_tensor(
-            train.y[keep], dtype=torch.long, device=self.device)
-        return generator
+        xs = [((x[keep] - m) / s).to(self.device) for x, (m, s) in zip(raw, self.stats_,
+                                                                         strict=True)]
+        y = None if train.y is None else torch.as_tensor(train.y[keep], dtype=torch.long,
+                                                         device=self.device)
+        return generator, xs, y
 
     def pretext_features(self, train: Split, unlabeled: Split | None, parts: Sequence[Split],
                          pretrain: bool = True) -> list[np.ndarray]:
@@ -692,21 +692,13 @@ class CLMER(Method):
         windows; else the same encoders at their random initialisation. Inputs are z-scored
         with training statistics; a window lacking a chosen modality is a NaN row.
         """
-        generator = self._training_inputs(train)
-        models = nn.ModuleList(SequenceContrast(x.shape[1], x.shape[2], self.config)
-                               for x in self.xs_).to(self.device)
-        if pretrain:
-            self._pretrain(models, self.xs_, generator)
-        self.encoders_ = nn.ModuleList(model.encoder for model in models).eval()
-        del self.xs_, self.y_
+        generator, xs, _ = self._training_inputs(train)
+        self.encoders_ = self._contrast_encoders(xs, generator, pretrain).eval()
         out = []
         for part in parts:
             xs, complete = self._standardized(part)
-            with torch.no_grad():
-                feats = torch.cat([torch.cat([encoder(x[i:i + INFERENCE_CHUNK]).mean(1)
-                                              for i in range(0, len(x), INFERENCE_CHUNK)])
-                                   for encoder, x in zip(self.encoders_, xs, strict=True)],
-                                  dim=1).cpu().numpy().astype(np.float64)
+            feats = torch.cat([f.mean(1) for f in self._encoded(xs)], dim=1) \
+                .cpu().numpy().astype(np.float64)
             feats[~complete] = np.nan
             out.append(feats)
         return out
@@ -721,16 +713,21 @@ class CLMER(Method):
 
     def _encoders(self, xs: list[torch.Tensor],
                   generator: torch.Generator) -> nn.ModuleList | None:
-        """Per-modality encoders, contrastively pre-trained when ``pretrain`` (else random)."""
+        """The fusion's encoders (``None`` when it reads the series directly)."""
         if self.encoder_mode == "none":
             return None
-        models = nn.ModuleList(SequenceContrast(x.shape[1], x.shape[2], self.config)
-                               for x in xs).to(self.device)
-        if self.config.pretrain:
-            self._pretrain(models, xs, generator)
-        encoders = nn.ModuleList(model.encoder for model in models)
+        encoders = self._contrast_encoders(xs, generator, self.config.pretrain)
         encoders.requires_grad_(self.encoder_mode == "finetune")
         return encoders.eval()
+
+    def _contrast_encoders(self, xs: list[torch.Tensor], generator: torch.Generator,
+                           pretrain: bool) -> nn.ModuleList:
+        """Per-modality encoders, contrastively pre-trained when ``pretrain`` (else random)."""
+        models = nn.ModuleList(SequenceContrast(x.shape[1], x.shape[2], self.config)
+                               for x in xs).to(self.device)
+        if pretrain:
+            self._pretrain(models, xs, generator)
+        return nn.ModuleList(model.encoder for model in models)
 
     def _pretrain(self, models: nn.ModuleList, xs: list[torch.Tensor],
                   generator: torch.Generator) -> None:
@@ -785,9 +782,13 @@ class CLMER(Method):
         (or the z-scored inputs when there is no encoder or it is trained with the fusion)."""
         if self.encoders_ is None or self._trainable_encoders:
             return xs
-        with torch.no_grad():
-            chunks = [self._encode([x[i:i + INFERENCE_CHUNK] for x in xs])
-                      for i in range(0, len(xs[0]), INFERENCE_CHUNK)]
+        return self._encoded(xs)
+
+    @torch.no_grad()
+    def _encoded(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Encoder sequences of whole parts, in chunks, without gradients."""
+        chunks = [self._encode([x[i:i + INFERENCE_CHUNK] for x in xs])
+                  for i in range(0, len(xs[0]), INFERENCE_CHUNK)]
         return [torch.cat(parts) for parts in zip(*chunks, strict=True)]
 
     def _forward(self, inputs: list[torch.Tensor], embed: bool = False) -> torch.Tensor:

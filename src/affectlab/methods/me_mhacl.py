@@ -105,7 +105,7 @@ from pydantic import Field, model_validator
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
-from affectlab.data import WindowSet
+from affectlab.data import WindowSet, recording_rows
 from affectlab.errors import ConfigError
 from affectlab.losses.contrastive import nt_xent
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
@@ -236,15 +236,17 @@ def recording_zscore(x: torch.Tensor, meta: pd.DataFrame) -> torch.Tensor:
     """Every channel of ``(n, C, M)`` z-scored with the mean / std over the samples of all
     windows of its recording (one ``(subject, session)`` of ``meta``) in this part. Uses no
     labels, but at prediction the test part's own windows: transductive."""
-    recording = pd.MultiIndex.from_frame(meta[["subject", "session"]]).factorize()[0]
     out = torch.empty_like(x)
-    for key in np.unique(recording):
-        rows = torch.as_tensor(np.flatnonzero(recording == key))
-        part = x[rows]
-        mean = part.mean(dim=(0, 2), keepdim=True)
-        std = part.std(dim=(0, 2), keepdim=True).clamp_min(1e-6)
-        out[rows] = (part - mean) / std
+    for rows in recording_rows(meta):
+        rows = torch.as_tensor(rows)
+        mean, std = channel_stats(x[rows])
+        out[rows] = (x[rows] - mean) / std
     return out
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of ``(n, C, M)`` over windows and samples, ``(1, C, 1)``."""
+    return x.mean(dim=(0, 2), keepdim=True), x.std(dim=(0, 2), keepdim=True).clamp_min(1e-6)
 
 
 # --------------------------------------------------------------------------- projector
@@ -525,8 +527,8 @@ class MEMHACL(Method):
         generator = seed_everything(self.seed)
         self._check_split(train)
         x = self._stack(train.windows)
-        self.mean_ = x.mean(dim=(0, 2), keepdim=True)[0]
-        self.std_ = x.std(dim=(0, 2), keepdim=True)[0].clamp_min(1e-6)
+        mean, std = channel_stats(x)
+        self.mean_, self.std_ = mean[0], std[0]
         x = self._normalize(x, train.windows.meta).to(self.device)
         self.build({name: train.windows.shape(name)[0] for name in cfg.modalities})
         self.extras_: dict[str, float] = {}
