@@ -143,8 +143,33 @@ def test_club_tiny_case_by_hand():
     assert float(club_upper_bound(mu, logvar, y, "all")) == pytest.approx(0.75)
     # variance e^1 halves... divides every squared error by e
     assert float(club_upper_bound(mu, torch.ones(2, 1), y, "all")) == pytest.approx(0.75 / math.e)
-    # log-likelihood: mean over samples of -(y-mu)^2/e^lv - lv = mean(0, -4)
-    assert float(gaussian_log_likelihood(mu, logvar, y)) == -2.0
+    # log-likelihood: mean over samples of [-(y-mu)^2/e^lv - lv] / 2 = mean(0, -4) / 2
+    assert float(gaussian_log_likelihood(mu, logvar, y)) == -1.0
+
+
+def test_club_log_likelihood_is_the_gaussian_log_density():
+    """Pinned to the Gaussian density (the released ``loglikeli`` has the ``/ 2``): value and
+    gradients equal ``log N(y; mu, e^logvar)`` + ``D/2 log 2 pi``, averaged over batch and time."""
+    g = torch.Generator().manual_seed(3)
+    mu, logvar, y = (torch.randn(4, 3, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    mu.requires_grad_(True)
+    logvar.requires_grad_(True)
+    ours = gaussian_log_likelihood(mu, logvar, y)
+    by_hand = (-(mu - y) ** 2 / logvar.exp() / 2 - logvar / 2).sum(-1).mean()
+    density = torch.distributions.Normal(mu, (logvar / 2).exp()).log_prob(y).sum(-1).mean() \
+        + math.log(2 * math.pi)                                      # D/2 log 2 pi, D = 2
+    assert float(ours.detach()) == pytest.approx(float(by_hand.detach()), rel=1e-12)
+    assert float(ours.detach()) == pytest.approx(float(density.detach()), rel=1e-12)
+    grads = torch.autograd.grad(ours, (mu, logvar))
+    expected = torch.autograd.grad(density, (mu, logvar))
+    for got, want in zip(grads, expected, strict=True):
+        assert torch.allclose(got, want, rtol=1e-12, atol=0)
+    net = CLUBNet(2, 2, 8).double()
+    x = torch.randn(4, 3, 2, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        m, lv = net(x)
+        assert float(net.learning_loss(x, y)) == pytest.approx(
+            float((((m - y) ** 2 / lv.exp() + lv).sum(-1).mean()) / 2), rel=1e-12)
 
 
 def test_club_sequences_against_loop():

@@ -32,13 +32,15 @@ def _mlp(x_dim: int, hidden: int, y_dim: int) -> nn.Sequential:
 
 def gaussian_log_likelihood(mu: torch.Tensor, logvar: torch.Tensor,
                             y: torch.Tensor) -> torch.Tensor:
-    """Unnormalised log-likelihood ``mean over samples of sum_d [-(y-mu)^2/e^logvar - logvar]``.
+    """Gaussian log-likelihood without its constant: mean over samples of
+    ``sum_d [-(y-mu)^2 / e^logvar - logvar] / 2``.
 
-    All inputs ``(..., D)``; leading axes (batch, time) are averaged. This is twice the Gaussian
-    log-density up to a constant, the objective of the CLUB network.
+    All inputs ``(..., D)``; leading axes (batch, time) are averaged. It is the log-density of
+    ``N(mu, diag e^logvar)`` plus ``D/2 log(2 pi)``, the objective of the CLUB network (the
+    released ``CLUBSample_group.loglikeli``, with its ``/ 2``).
     """
     per_sample = (-(mu - y) ** 2 / logvar.exp() - logvar).sum(dim=-1)
-    return per_sample.mean()
+    return per_sample.mean() / 2
 
 
 def club_upper_bound(mu: torch.Tensor, logvar: torch.Tensor, y: torch.Tensor,
