@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -260,3 +261,28 @@ def test_default_labels_fit_the_dataset(synthetic_root, tmp_path):
            "cache_dir": str(tmp_path / "cache"), "max_folds": 1}
     summary, _ = run_experiment(load_config(raw), out=tmp_path / "run")
     assert summary["label_scheme"] == "native" and len(summary["classes"]) == 4
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5])
+def test_label_ratio_budget_covers_validation_labels(deap, tmp_path, ratio):
+    """Training and validation labels together stay within ``ratio`` of the training pool's
+    trials (train + val + unlabelled non-test trials); validation is labelled from that budget."""
+    from affectlab.protocols import trial_keys
+    from affectlab.run import fold_splits, plan_run
+
+    cfg = config(deap, tmp_path, protocol="label_ratio",
+                 options={"protocol": {"ratio": ratio, "n_splits": 2, "val_fraction": 0.3,
+                                       "on_missing_class": "train"}})
+    plan = plan_run(cfg)
+    trials = trial_keys(plan.windows.meta)
+    for fold in plan.folds:
+        train, unlabeled, val, _ = fold_splits(plan, fold)
+        labelled = np.r_[fold.train, fold.val]
+        pool = np.r_[labelled, np.setdiff1d(fold.unlabeled, fold.test)]
+        n_labelled, n_pool = len(np.unique(trials[labelled])), len(np.unique(trials[pool]))
+        assert n_labelled <= ratio * n_pool
+        assert len(fold.val) > 0 and val is not None and val.y is not None
+        assert set(trials[fold.val]) <= set(trials[labelled])
+        assert unlabeled is not None and unlabeled.y is None
+        assert not set(trials[pool[len(labelled):]]) & set(trials[labelled])
+        assert len(train.y) + len(val.y) == len(labelled)

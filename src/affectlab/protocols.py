@@ -286,12 +286,17 @@ class CrossModal(Protocol):
 @_register
 class LabelRatio(Protocol):
     name = "label_ratio"
-    summary = "a leak-free base split whose training part keeps labels for a fraction of its " \
-              "trials; the rest is unlabelled training data"
+    summary = "a leak-free base split whose training pool (training + validation trials) keeps " \
+              "labels for a fraction of its trials; validation is carved from those; the rest " \
+              "is unlabelled training data"
     options = {"base": "subject_dependent", "ratio": 0.2, "split": "kfold", "n_splits": 5,
                "per_session": True}
 
     def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
+        """Per base fold: ``floor(ratio * n)`` of the ``n`` trials of the training pool (the
+        base fold's training and validation parts) keep their labels (at least one); the
+        validation part is carved from these labelled trials, so training and validation
+        labels together stay within the budget; the other pool trials become unlabelled."""
         ratio = float(self.opts["ratio"])
         if not 0 < ratio <= 1:
             raise ConfigError("protocol.ratio", f"{ratio} not in (0, 1]")
@@ -299,17 +304,24 @@ class LabelRatio(Protocol):
         rng = np.random.default_rng(int(self.opts["seed"]))
         trials = trial_keys(meta)
         for fold in base._folds(meta, y):
-            kept = self._keep(trials[fold.train], ratio, rng)
-            fold.unlabeled = np.sort(np.r_[fold.train[~kept], fold.test])
-            fold.train = fold.train[kept]
-            fold.info = {**fold.info, "label_ratio": ratio}
+            pool = np.sort(np.r_[fold.train, fold.val])
+            kept = self._keep(trials[pool], ratio, rng)
+            fold.train, fold.val = self._carve_validation(meta, y, pool[kept], fold.name)
+            fold.unlabeled = np.sort(np.r_[pool[~kept], fold.test])
+            fold.info = {**fold.info, "label_ratio": ratio,
+                         "labelled_trials": len(np.unique(trials[pool[kept]])),
+                         "pool_trials": len(np.unique(trials[pool]))}
             yield fold
 
     @staticmethod
-    def _keep(trials: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    def label_budget(n_trials: int, ratio: float) -> int:
+        """Labelled trials out of a pool of ``n_trials``: ``floor(ratio * n)``, at least 1."""
+        return max(1, int(np.floor(ratio * n_trials + 1e-9)))
+
+    @classmethod
+    def _keep(cls, trials: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
         unique = np.unique(trials)
-        n_keep = max(1, int(round(ratio * len(unique))))
-        chosen = rng.choice(unique, size=n_keep, replace=False)
+        chosen = rng.choice(unique, size=cls.label_budget(len(unique), ratio), replace=False)
         return np.isin(trials, chosen)
 
 
