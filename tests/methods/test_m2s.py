@@ -1,5 +1,5 @@
 """M2S: blocks, losses against hand / loop computations, gradients, freezing, ablations,
-the single-forward step against the released step structure, and learning on synthetic SEED-IV."""
+the shared and separate encoder passes of a step, and learning on synthetic SEED-IV."""
 
 from __future__ import annotations
 
@@ -300,39 +300,51 @@ def test_ablation_flags_change_the_loss():
         M2SConfig(seq_len=2, cpc_steps=2)
 
 
-def released_structure_step(net, clubs, optimizer, club_optimizer, batch, observed, perms):
-    """The released order: each CLUB update re-runs the whole forward, then a fourth forward."""
-    net.train()
-    for _ in range(net.cfg.club_steps):
-        z, z_ei = net.encode(batch)
-        fit_club(clubs, club_optimizer, {n: (z[n].detach(), z_ei[n].detach()) for n in z}, 1)
-    z, z_ei = net.encode(batch)
-    loss = net.total(net.losses(batch, z, z_ei, clubs, observed, perms))
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
-
-
-def test_single_forward_step_equals_released_structure():
-    cfg = tiny_config(dropout=0.0, club_steps=3)
+def run_steps(club_forwards: str, dropout: float, seeds=(0, 1)):
+    """Two pre-training steps from seed-0 weights; losses, parameters and encoder passes."""
+    cfg = tiny_config(dropout=dropout, club_steps=3, club_forwards=club_forwards)
     torch.manual_seed(0)
     net = M2SNet(SHAPES, cfg)
     clubs = torch.nn.ModuleDict({n: CLUBNet(8, 8, 8) for n in SHAPES})
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     club_opt = torch.optim.SGD(clubs.parameters(), lr=0.1)
-    ref = copy.deepcopy((net, clubs))
-    ref_opt = torch.optim.SGD(ref[0].parameters(), lr=0.1)
-    ref_club_opt = torch.optim.SGD(ref[1].parameters(), lr=0.1)
+    passes = []
+    net.er["eeg"].register_forward_hook(lambda *_: passes.append(1))
     perms = {n: torch.tensor([3, 0, 5, 1, 2, 4]) for n in SHAPES}
-    for seed in range(2):
-        batch = tiny_batch(seed=seed)
-        fast = pretrain_step(net, clubs, opt, club_opt, batch, 2, perms)["loss"]
-        slow = released_structure_step(*ref, ref_opt, ref_club_opt, batch, 2, perms)
-        assert fast == pytest.approx(slow, rel=1e-6)
-    for a, b in zip([*net.parameters(), *clubs.parameters()],
-                    [*ref[0].parameters(), *ref[1].parameters()], strict=True):
+    losses = []
+    for seed in seeds:
+        torch.manual_seed(100 + seed)                      # dropout masks
+        losses.append(pretrain_step(net, clubs, opt, club_opt, tiny_batch(seed=seed), 2,
+                                    perms)["loss"])
+    return losses, [*net.parameters(), *clubs.parameters()], len(passes) / len(seeds)
+
+
+def test_separate_forwards_equal_shared_without_dropout():
+    """At dropout 0 the released structure (a fresh pass per CLUB update) and the shared pass
+    give the same losses and weights; ``separate`` runs four encoder passes per step."""
+    shared, shared_params, shared_passes = run_steps("shared", 0.0)
+    separate, separate_params, separate_passes = run_steps("separate", 0.0)
+    assert separate == pytest.approx(shared, rel=1e-6)
+    for a, b in zip(shared_params, separate_params, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+    assert (shared_passes, separate_passes) == (1, 4)
+
+
+def test_separate_forwards_draw_new_dropout_masks():
+    shared = run_steps("shared", 0.3, seeds=(0,))[0]
+    separate = run_steps("separate", 0.3, seeds=(0,))[0]
+    assert separate != pytest.approx(shared, rel=1e-6)
+
+
+def test_club_forwards_option():
+    assert tiny_config().club_forward_mode == "shared"
+    assert tiny_config(official=True).club_forward_mode == "separate"
+    assert tiny_config(official=True, club_forwards="shared").club_forward_mode == "shared"
+    with pytest.raises(ValueError, match="club_forwards"):
+        tiny_config(club_forwards="twice")
+    with pytest.raises(ConfigError, match="club_forwards") as excinfo:
+        build_config(M2S, "paper", {"club_forwards": "twice"})
+    assert "\n" not in str(excinfo.value)
 
 
 # --------------------------------------------------------------------------- method level

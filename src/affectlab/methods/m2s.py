@@ -93,6 +93,13 @@ Interpretation (paper silent or ambiguous)
   so ``used_modalities`` stays the default, all). Batches
   drop the last incomplete batch of an epoch (no tiny contrastive batches); ``epochs=0`` gives
   the "without pre-training" baseline (random frozen encoder + trained classifier).
+* Encoder passes per step (``club_forwards``). The released step re-runs the whole model for
+  each of the ``club_steps`` CLUB updates and once more for Eq. 14: four passes, each with its
+  own dropout masks. ``shared`` (default unless ``official``) reuses one encoder pass for the
+  CLUB updates and Eq. 14; it gives the released loss and gradients only at ``dropout=0``
+  (with dropout the CLUB network is fitted on the masks Eq. 14 then uses). ``separate``
+  (``official``) runs a fresh encoder pass without autograd per CLUB update, then one for
+  Eq. 14: the released computation.
 * The CLUB network has its own Adam (``club_lr``, default: ``lr``; the released code uses the
   same lr and weight decay as the model). When it lags behind the encoders, the encoders exploit
   it and the estimate drifts far from zero (observed with one update per batch at lr 1e-3), so
@@ -103,8 +110,12 @@ Official switch (``official=True``; the released code's behaviour)
 CPC same-modal terms weighted 0.1 and normalised over predictions; learnable CLIP logit scale
 (init ``log(1/0.07)``, no clamp); ``ReLU`` after the projection; raw (not normalised)
 projections into the classifier; frozen encoder left in train mode during fine-tuning (dropout
-active). Not reproduced: float64 CPC, identically initialised encoder layers, the test-set
-selection.
+active); a fresh encoder pass per CLUB update (``club_forwards=separate``). With dropout off,
+one pre-training and one fine-tuning step equal the released code's to float64 round-off (the
+equivalence harness in ``benchmarks/equivalence``). Not reproduced: float64 CPC, identically
+initialised encoder layers, the random streams (the split point ``M`` and the CLUB
+permutations come from the method's own generator, so a seed does not give the released
+dropout masks), the test-set selection.
 """
 
 from __future__ import annotations
@@ -158,6 +169,11 @@ class M2SConfig(MethodConfig):
     club_lr: float | None = Field(None, gt=0, description="CLUB optimiser lr (None: lr)")
     club_negatives: Literal["shuffle", "all"] = Field(
         "shuffle", description="CLUB negatives: one random pairing (released) or all pairs")
+    club_forwards: Literal["shared", "separate"] | None = Field(
+        None, description="encoder passes of a step: one shared by the CLUB updates and "
+                          "Eq. 14 (shared), or a fresh pass per CLUB update (separate, the "
+                          "released code; new dropout masks each); None: separate if "
+                          "official, else shared")
     attention: Literal["sts", "plain", "none"] = "sts"
     sts_shapes: dict[str, tuple[int, int]] = Field(
         default_factory=lambda: {"pps": (8, 6), "ecg": (2, 5)},
@@ -217,6 +233,12 @@ class M2SConfig(MethodConfig):
     @property
     def use_club(self) -> bool:
         return self.model == "m2s" and self.loss_club
+
+    @property
+    def club_forward_mode(self) -> str:
+        if self.club_forwards is not None:
+            return self.club_forwards
+        return "separate" if self.official else "shared"
 
     @property
     def use_recon(self) -> bool:
@@ -458,23 +480,51 @@ def fit_club(clubs: nn.ModuleDict, optimizer: torch.optim.Optimizer,
     return float(loss.detach())
 
 
+def pretrain_optimizers(net: M2SNet, clubs: nn.ModuleDict | None, steps: int
+                        ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
+                                   torch.optim.Optimizer | None]:
+    """Adam for the network with a cosine schedule over ``steps`` steps, and Adam for the CLUB
+    networks (``club_lr``, default ``lr``; not scheduled, as released)."""
+    cfg = net.cfg
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 foreach=True)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    club_optimizer = torch.optim.Adam(clubs.parameters(), lr=cfg.club_lr or cfg.lr,
+                                      weight_decay=cfg.weight_decay, foreach=True) \
+        if clubs is not None else None
+    return optimizer, scheduler, club_optimizer
+
+
 def pretrain_step(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.optim.Optimizer,
                   club_optimizer: torch.optim.Optimizer | None, batch: dict[str, torch.Tensor],
                   observed: int, perms: dict[str, torch.Tensor] | None = None
                   ) -> dict[str, float]:
-    """One pre-training step (Algorithm 1) with a single forward pass of the encoders.
+    """One pre-training step (Algorithm 1): ``club_steps`` CLUB updates on detached features,
+    then one step on Eq. 14.
 
-    The CLUB networks are updated first on the detached features of this forward (the released
-    code re-runs the whole model for each of those updates; the weights do not change in
-    between, so the features are the same), then Eq. 14 is minimised.
+    ``club_forwards="shared"``: one encoder pass serves the CLUB updates and Eq. 14. Exact
+    for the released step only without dropout: the released code re-runs the whole model
+    for each CLUB update, so each update (and Eq. 14) sees new dropout masks.
+    ``"separate"``: a fresh encoder pass (no autograd) per CLUB update, then one for Eq. 14,
+    as released: four passes per step with the defaults, each with its own dropout masks (the
+    released extra passes also run the decoders and CPC, whose outputs it discards).
     """
     net.train()
-    z, z_ei = net.encode(batch)
-    logs = {}
-    if net.cfg.use_club and net.cfg.club_steps:
-        logs["club_nll"] = fit_club(clubs, club_optimizer, {
-            name: (z[name].detach(), z_ei[name].detach()) for name in net.names},
-            net.cfg.club_steps)
+    cfg, logs = net.cfg, {}
+    fit = cfg.use_club and cfg.club_steps > 0
+    if fit and cfg.club_forward_mode == "separate":
+        for _ in range(cfg.club_steps):
+            with torch.no_grad():
+                z, z_ei = net.encode(batch)
+            logs["club_nll"] = fit_club(clubs, club_optimizer, {
+                name: (z[name], z_ei[name]) for name in net.names}, 1)
+        z, z_ei = net.encode(batch)
+    else:
+        z, z_ei = net.encode(batch)
+        if fit:
+            logs["club_nll"] = fit_club(clubs, club_optimizer, {
+                name: (z[name].detach(), z_ei[name].detach()) for name in net.names},
+                cfg.club_steps)
     terms = net.losses(batch, z, z_ei, clubs, observed, perms)
     loss = net.total(terms)
     optimizer.zero_grad(set_to_none=True)
@@ -482,6 +532,25 @@ def pretrain_step(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.opt
     optimizer.step()
     values = {"loss": loss, **terms}
     return {**{k: float(v.detach()) for k, v in values.items()}, **logs}
+
+
+def finetune_optimizer(classifier: nn.Module, cfg: M2SConfig, steps: int
+                       ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """Adam for the fine-tuning classifier (``ft_lr``, ``ft_weight_decay``), cosine schedule
+    over ``steps`` steps."""
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=cfg.ft_lr,
+                                 weight_decay=cfg.ft_weight_decay)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+
+
+def finetune_step(classifier: nn.Module, optimizer: torch.optim.Optimizer,
+                  features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One fine-tuning step on frozen features: cross-entropy, optimiser step; detached loss."""
+    loss = F.cross_entropy(classifier(features), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 # --------------------------------------------------------------------------- data helpers
@@ -716,14 +785,9 @@ class M2S(Method):
         if cfg.epochs and not net.active_losses():
             raise ConfigError("method", "no pre-training loss is switched on for modalities "
                               f"{', '.join(net.names)}; enable one or set epochs=0")
-        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr,
-                                     weight_decay=cfg.weight_decay, foreach=True)
         per_epoch = len(seq) // cfg.batch_size if len(seq) >= cfg.batch_size else 1
-        steps = max(1, cfg.epochs * per_epoch)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-        club_optimizer = torch.optim.Adam(self.clubs_.parameters(), lr=cfg.club_lr or cfg.lr,
-                                          weight_decay=cfg.weight_decay, foreach=True) \
-            if self.clubs_ is not None else None
+        optimizer, scheduler, club_optimizer = pretrain_optimizers(
+            net, self.clubs_, cfg.epochs * per_epoch)
         logs: dict[str, float] = {}
         total_epochs = cfg.epochs + cfg.ft_epochs
         watch = held_out is not None and len(held_out[1]) >= 2
@@ -854,10 +918,8 @@ class M2S(Method):
         idx_t = torch.as_tensor(idx, device=self.device)
         self.classifier_ = Classifier(cfg.proj_dim, cfg.ft_hidden, self.n_classes).to(
             self.device)
-        optimizer = torch.optim.Adam(self.classifier_.parameters(), lr=cfg.ft_lr,
-                                     weight_decay=cfg.ft_weight_decay)
-        steps = cfg.ft_epochs * math.ceil(len(idx) / cfg.ft_batch_size)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        optimizer, scheduler = finetune_optimizer(
+            self.classifier_, cfg, cfg.ft_epochs * math.ceil(len(idx) / cfg.ft_batch_size))
         val_data = self._val_data(val)
         best, self.epoch_states_, loss = None, [], torch.tensor(float("nan"))
         for epoch in range(cfg.ft_epochs):
@@ -872,10 +934,7 @@ class M2S(Method):
                         batch = self._features(name, _gather(x_train, idx_t[rows]))
                 else:
                     batch = feats[rows]
-                loss = F.cross_entropy(self.classifier_(batch), y[rows])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss = finetune_step(self.classifier_, optimizer, batch, y[rows])
                 scheduler.step()
             state = copy.deepcopy(self.classifier_.state_dict())
             if cfg.report_oracle:
