@@ -177,6 +177,46 @@ def test_screening_hand_built_batch():
     assert wider.consistent.tolist()[4] is True
 
 
+def test_screening_low_set_on_tied_confidences():
+    """All confidences equal: ``complement`` makes every non-high modality low; ``bottom`` (the
+    released ``topk(largest=False)``) picks its own tie order, which can overlap the top set."""
+    uniform = torch.full((4, 3), 1 / 3)
+    comp = screen(uniform, uniform, 0.5, "complement")
+    bottom = screen(uniform, uniform, 0.5, "bottom")
+    conf = torch.full((8,), 1 / 3)
+    high = set(torch.topk(conf, 4).indices.tolist())
+    low = set(torch.topk(conf, 4, largest=False).indices.tolist())
+
+    def candidates(low_of):
+        eeg = [i in high and i + 4 not in high and low_of(i + 4) for i in range(4)]
+        eye = [i + 4 in high and i not in high and low_of(i) for i in range(4)]
+        return eeg, eye
+
+    assert (comp.eeg_teaches.tolist(), comp.eye_teaches.tolist()) == \
+        candidates(lambda j: j not in high)
+    assert (bottom.eeg_teaches.tolist(), bottom.eye_teaches.tolist()) == \
+        candidates(lambda j: j in low)
+    assert int((comp.eeg_teaches | comp.eye_teaches).sum()) \
+        + 2 * int((comp.consistent | comp.conflicting).sum()) == 4        # k = 4 high entries
+    if high & low:                           # torch's tie order on CPU: the same 4 indices
+        assert not torch.equal(comp.eye_teaches | comp.eeg_teaches,
+                               bottom.eye_teaches | bottom.eeg_teaches)
+    with pytest.raises(ValueError, match="low_set"):
+        screen(uniform, uniform, 0.5, "middle")
+    assert resolve(build_config(UFAMA, "paper", {"official": True}), "seed").low_set == "bottom"
+    assert resolve(build_config(UFAMA, "paper", {}), "seed").low_set == "complement"
+
+
+def test_screening_low_set_same_without_ties():
+    g = torch.Generator().manual_seed(5)
+    p_eeg = torch.softmax(torch.randn(16, 4, generator=g), 1)
+    p_eye = torch.softmax(torch.randn(16, 4, generator=g), 1)
+    comp, bottom = screen(p_eeg, p_eye), screen(p_eeg, p_eye, low_set="bottom")
+    for field in ("consistent", "conflicting", "eeg_teaches", "eye_teaches"):
+        assert torch.equal(getattr(comp, field), getattr(bottom, field))
+    assert int(comp.eeg_teaches.sum() + comp.eye_teaches.sum()) > 0
+
+
 def test_theta_and_delta_schedules():
     values = [float(theta_schedule(torch.tensor(v))) for v in (0.05, 0.1, 0.15, 0.2, 0.7)]
     assert values == pytest.approx([0.5, 0.5, 0.2, 0.1, 0.1])
@@ -218,7 +258,7 @@ def test_network_shapes(n_eye, dataset):
     net = UFAMANet((62, 5), (n_eye, 1), 4, cfg, resolve(cfg, dataset))
     tokens, vector = net.eeg_encoder(torch.randn(3, 62, 5))
     assert tokens.shape == (3, 62, 64) and vector.shape == (3, 64)
-    assert len(net.eeg_encoder.blocks.layers) == 3 and net.eeg_encoder.blocks.layers[0].norm_first
+    assert len(net.eeg_encoder.blocks) == 3 and net.eeg_encoder.blocks[0].norm_first
     out = net(torch.randn(3, 62, 5), torch.randn(3, n_eye, 1))
     assert out.z_eeg.shape == (3, 64) and out.z_eye.shape == (3, 64)
     assert out.z_fused.shape == (3, 256)
@@ -228,6 +268,23 @@ def test_network_shapes(n_eye, dataset):
     assert settings.blocks == (1 if dataset == "seed" else 3) and not settings.norm_first
     assert (settings.mmd_estimator, settings.gamma, settings.beta_strict) == ("linear", 1e-5,
                                                                               True)
+
+
+@pytest.mark.parametrize("preset,options,dataset", [
+    ("paper", {}, "seed_iv"), ("paper", {"official": True}, "seed_iv"),
+    ("fast", {"blocks": 2}, "seed"), ("default", {}, "seed")])
+def test_blocks_start_from_independent_draws(preset, options, dataset):
+    """Each block has its own initial weights (nn.TransformerEncoder would deep-copy one)."""
+    cfg = build_config(UFAMA, preset, options)
+    torch.manual_seed(0)
+    net = UFAMANet((62, 5), (33, 1), 3, cfg, resolve(cfg, dataset))
+    for encoder in (net.eeg_encoder, net.eye_encoder):
+        blocks = list(encoder.blocks)
+        assert len(blocks) >= 2
+        for name in ("self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight",
+                     "linear2.weight"):
+            first = blocks[0].get_parameter(name)
+            assert all(not torch.equal(first, b.get_parameter(name)) for b in blocks[1:]), name
 
 
 def _batch_outputs(model: int, seed: int = 0, **extra):

@@ -65,7 +65,12 @@ Interpretation
   bandwidth rule is not in the paper; the released code's is used (see ``losses/mmd.py``).
   ``delta`` is not given: 1, constant.
 * Eq. 11 ranks within each training batch (the paper's "all target samples" would need a pass
-  over the target per step); ties broken by ``torch.topk``.
+  over the target per step); ties broken by ``torch.topk``. The low-confidence set is the
+  complement of the high set, so every (sample, modality) is one or the other
+  (``low_set=complement``). The released code takes the bottom ``2B - k`` with a second
+  ``topk(largest=False)`` (``low_set=bottom``, official): the same sets unless confidences
+  tie across the boundary, where that set can overlap the high set and leave samples in
+  neither (e.g. all confidences equal: no distillation candidate at all).
 * Model 4 ("global consistency ... without any sample selection"): every target sample of the
   batch, labelled with the fusion head's own pseudo-label (requiring modality agreement would
   already be a selection).
@@ -74,8 +79,9 @@ Interpretation
 * The staged introduction (Sec. 2.4) gives no epoch: ``fine_start = 0.1`` of the epochs (40 of
   400); theta (Eq. 15) then acts from that point on.
 * The encoders have no positional encoding (as the code): token identity enters through the
-  flatten + ``Linear`` that follows the blocks. No final LayerNorm after the pre-LN stack
-  (Eq. 3 has none). Encoder dropout 0.1 (PyTorch default, as the code; the paper is silent).
+  flatten + ``Linear`` that follows the blocks. Every block has its own initial draw. No final
+  LayerNorm after the pre-LN stack (Eq. 3 has none). Encoder dropout 0.1 (PyTorch default, as
+  the code; the paper is silent).
 * Target features are not detached in screening, consistency or distillation; pseudo-labels are
   argmax values (no gradient), as in the code.
 * Normalisation (not in the paper or the code, whose data loaders are not released): z-score
@@ -101,8 +107,13 @@ before the fusion projections, BCE on the cosine of the softmax outputs over all
 with ``eta = 1e-3``, the linear-time MMD estimator, the MMD weight schedule (1 up to epoch 10,
 0.49991 up to 40, ``exp(-0.6 e)`` up to 85, then 0; 0-based epochs), ``gamma = 1e-5``,
 distillation gate ``> beta`` (strict), no distillation from fewer than 3 candidates, no staged
-start (theta only). Not reproduced: the code re-runs the fusion network and heads on the
-selected subsets (new dropout masks); here the batch's single forward is indexed.
+start (theta only), the low-confidence set by ``topk(largest=False)``. With dropout off, the
+forward, the loss and one Adam step equal the released code's to float64 round-off (the
+equivalence harness in ``benchmarks/equivalence``). Not reproduced: the code runs source and
+target through separate forwards and re-runs the fusion network and heads on the selected
+subsets (new dropout masks); here the batch's single forward is indexed. Its initialisation
+re-draws every layer of an encoder except the attention output projection, which stays the
+same in all blocks (they are deep copies of one layer); here every block is drawn on its own.
 """
 
 from __future__ import annotations
@@ -167,6 +178,10 @@ class UFAMAConfig(MethodConfig):
                                     "distillation term (None: 1; official: 3)")
     fine_start: float | None = Field(None, ge=0, le=1, description="fraction of epochs before "
                                      "Eq. 12-13 start (None: 0.1; official: 0)")
+    low_set: Literal["complement", "bottom"] | None = Field(
+        None, description="low-confidence set of Eq. 11: the complement of the top set (None), "
+                          "or the bottom 2B - k by topk(largest=False) (official; on tied "
+                          "confidences it can overlap the top set and leave samples in neither)")
     normalize: Literal["source", "subject", "subject_session", "none"] = "source"
     select: Literal["last", "val"] = "last"
     select_on: Literal["balanced_accuracy", "loss"] = Field(
@@ -192,6 +207,7 @@ class Settings:
     beta_strict: bool
     min_distill: int
     fine_start: float
+    low_set: str
 
 
 def resolve(cfg: UFAMAConfig, dataset: str | None) -> Settings:
@@ -213,6 +229,7 @@ def resolve(cfg: UFAMAConfig, dataset: str | None) -> Settings:
         beta_strict=pick(cfg.beta_strict, False, True),
         min_distill=pick(cfg.min_distill, 1, 3),
         fine_start=pick(cfg.fine_start, 0.1, 0.0),
+        low_set=pick(cfg.low_set, "complement", "bottom"),
     )
 
 
@@ -226,13 +243,17 @@ class ModalityEncoder(nn.Module):
                  blocks: int, dropout: float, norm_first: bool):
         super().__init__()
         self.embed = nn.Linear(token_dim, d_model)
-        layer = nn.TransformerEncoderLayer(d_model, heads, ffn_dim, dropout, batch_first=True,
-                                           norm_first=norm_first)
-        self.blocks = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
+        # each block is constructed (and drawn) on its own; nn.TransformerEncoder would
+        # deep-copy one layer, so every block would start from the same weights
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, heads, ffn_dim, dropout, batch_first=True,
+                                       norm_first=norm_first) for _ in range(blocks))
         self.down = nn.Linear(n_tokens * d_model, d_model)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.blocks(self.embed(x))
+        tokens = self.embed(x)
+        for block in self.blocks:
+            tokens = block(tokens)
         return tokens, self.down(tokens.flatten(1))
 
 
@@ -328,20 +349,34 @@ class Screening:
     gate: torch.Tensor             # confidence at the alpha position (scalar)
 
 
-def screen(prob_eeg: torch.Tensor, prob_eye: torch.Tensor, alpha: float = 0.5) -> Screening:
-    """Rank the ``2B`` (sample, modality) confidences; keep the top ``ceil(alpha 2B)`` (Eq. 11)."""
+def screen(prob_eeg: torch.Tensor, prob_eye: torch.Tensor, alpha: float = 0.5,
+           low_set: str = "complement") -> Screening:
+    """Rank the ``2B`` (sample, modality) confidences; keep the top ``ceil(alpha 2B)`` (Eq. 11).
+
+    A sample is a distillation candidate when one modality is high and the other is low.
+    ``low_set="complement"``: low = not high. ``"bottom"`` (the released code): low = the
+    ``2B - k`` smallest by ``topk(largest=False)``; with tied confidences that set can overlap
+    the top set (a modality both high and low) and leave others in neither.
+    """
     conf_eeg, pseudo_eeg = prob_eeg.max(1)
     conf_eye, pseudo_eye = prob_eye.max(1)
     conf = torch.cat([conf_eeg, conf_eye])
     k = max(1, math.ceil(alpha * conf.numel()))
     top = torch.topk(conf, k)
     high = torch.zeros_like(conf, dtype=torch.bool).index_fill_(0, top.indices, True)
+    if low_set == "complement":
+        low = ~high
+    elif low_set == "bottom":
+        bottom = torch.topk(conf, conf.numel() - k, largest=False).indices
+        low = torch.zeros_like(high).index_fill_(0, bottom, True)
+    else:
+        raise ValueError(f"low_set must be 'complement' or 'bottom', got {low_set!r}")
     n = prob_eeg.shape[0]
-    high_eeg, high_eye = high[:n], high[n:]
+    high_eeg, high_eye, low_eeg, low_eye = high[:n], high[n:], low[:n], low[n:]
     agree = pseudo_eeg == pseudo_eye
     return Screening(pseudo_eeg, pseudo_eye, high_eeg & high_eye & agree,
-                     high_eeg & high_eye & ~agree, high_eeg & ~high_eye, high_eye & ~high_eeg,
-                     top.values[-1])
+                     high_eeg & high_eye & ~agree, high_eeg & ~high_eye & low_eye,
+                     high_eye & ~high_eeg & low_eeg, top.values[-1])
 
 
 def theta_schedule(l_cls: torch.Tensor) -> torch.Tensor:
@@ -409,7 +444,7 @@ def uf_ama_loss(src: Outputs, tgt: Outputs | None, y: torch.Tensor, cfg: UFAMACo
                      consistent=zero + logit_fused.shape[0])
         return total, parts
     scr = screen(torch.softmax(logit_eeg.detach(), 1), torch.softmax(logit_eye.detach(), 1),
-                 cfg.alpha)
+                 cfg.alpha, settings.low_set)
     l_cnst = masked_ce(logit_fused, scr.pseudo_eeg, scr.consistent)      # Eq. 12
     total = total + theta * l_cnst
     parts.update(cnst=l_cnst.detach(), theta=theta, consistent=scr.consistent.sum().to(zero))
@@ -428,6 +463,16 @@ def uf_ama_loss(src: Outputs, tgt: Outputs | None, y: torch.Tensor, cfg: UFAMACo
     total = total + settings.gamma * l_dstl
     parts.update(dstl=l_dstl.detach(), gate_open=gate.to(zero))
     return total, parts
+
+
+def build_optimiser(net: UFAMANet, cfg: UFAMAConfig, settings: Settings) -> torch.optim.Adam:
+    """Adam over the trainable parameters; without ``train_heads`` the classifier heads are
+    frozen first (they keep their initial weights; gradients still pass through them)."""
+    if not settings.train_heads:
+        for head in net.heads():
+            head.requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -578,11 +623,7 @@ class UFAMA(Method):
         xt = self._inputs(unlabeled) if unlabeled is not None and len(unlabeled) else None
         self.net_ = UFAMANet(tuple(xs["eeg"].shape[1:]), tuple(xs["eye"].shape[1:]),
                              self.n_classes, cfg, self.settings_).to(self.device)
-        if not self.settings_.train_heads:
-            for head in self.net_.heads():
-                head.requires_grad_(False)
-        params = [p for p in self.net_.parameters() if p.requires_grad]
-        optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = build_optimiser(self.net_, cfg, self.settings_)
         val_inputs = self._inputs(val) if cfg.select == "val" and val is not None and len(val) \
             else None
         self.history_: list[dict[str, float]] = []
