@@ -20,7 +20,7 @@ def deap(synthetic_root):
     ("m2s", {"eeg": [32, 4], "pps": [48]}, 6),
     ("dhcm_cacl", {"eeg": [32, 5], "face_au": [17]}, 2),
     ("me_mhacl", {"eeg": [32, 128], "gsr": [1, 128], "resp": [1, 128], "temp": [1, 128],
-                  "eog": [2, 128]}, 6),
+                  "eog": [2, 128], "ppg": [1, 128]}, 6),
     ("raw", {"eeg": [32, 128], "eog": [2, 128], "emg": [2, 128], "gsr": [1, 128],
              "resp": [1, 128], "ppg": [1, 128], "temp": [1, 128]}, 6),
 ])
@@ -66,6 +66,20 @@ def test_cache_is_reused_and_keyed_by_options(deap, tmp_path):
     np.testing.assert_array_equal(first.numpy("eeg"), again.numpy("eeg"))
     _, other = prepare("deap", deap, "m2s", {"window_s": 2.0}, cache_dir=tmp_path)
     assert other != folder
+
+
+def test_cache_key_follows_the_modality_plan(deap, monkeypatch):
+    """A preset whose plan changes (e.g. a modality added) must not reuse an old entry."""
+    from dataclasses import replace
+
+    from affectlab import presets
+
+    opts = presets.resolve_options(presets.get_preset("me_mhacl"), "deap", {})
+    before = presets.cache_key("deap", deap, "me_mhacl", opts)
+    chosen = presets.PRESETS["me_mhacl"]
+    smaller = replace(chosen, plan=lambda d, o: {"eeg": chosen.plan(d, o)["eeg"]})
+    monkeypatch.setitem(presets.PRESETS, "me_mhacl", smaller)
+    assert presets.cache_key("deap", deap, "me_mhacl", opts) != before
 
 
 def test_bad_preset_and_options(deap):

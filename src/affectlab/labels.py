@@ -2,7 +2,8 @@
 
 ``binary_valence`` / ``binary_arousal``: rating > threshold is class 1 (high). The threshold
 defaults to the middle of the dataset's scale (5 on 1-9, 3 on DREAMER's 1-5); note that TorchEEG
-uses >= and so moves a rating of exactly 5.00 to the high class.
+(and SGMC's released code) use >= and so move a rating of exactly 5.00 to the high class:
+``inclusive=True`` gives that reading (``quadrant`` follows it too).
 ``quadrant``: 0 LVLA, 1 LVHA, 2 HVLA, 3 HVHA. ``grid9``: valence bin x 3 + arousal bin with bins
 [1, 3], (3, 6], (6, 9] (CLMER; 1-9 scales only). ``native``: the dataset's discrete classes
 (SEED 3, SEED-IV 4, SEED-V 5).
@@ -49,15 +50,17 @@ def default_threshold(dataset: str) -> float:
     return 5.0 if scale is None else (scale[0] + scale[1]) / 2
 
 
-def _binary(values: np.ndarray, threshold: float) -> np.ndarray:
-    y = (values > threshold).astype(np.int64)
+def _binary(values: np.ndarray, threshold: float, inclusive: bool = False) -> np.ndarray:
+    y = (values >= threshold if inclusive else values > threshold).astype(np.int64)
     y[~np.isfinite(values)] = -1
     return y
 
 
 def make_labels(meta: pd.DataFrame, dataset: str, scheme: str,
-                threshold: float | None = None) -> Labels:
-    """Labels of every window under ``scheme``; a scheme that does not fit is a ConfigError."""
+                threshold: float | None = None, inclusive: bool = False) -> Labels:
+    """Labels of every window under ``scheme``; a scheme that does not fit is a ConfigError.
+
+    inclusive: a rating equal to the threshold is high (``>=``) instead of low (``>``)."""
     if scheme not in SCHEMES:
         raise UnknownNameError("label scheme", scheme, SCHEMES)
     spec = get_spec(dataset)
@@ -76,11 +79,11 @@ def make_labels(meta: pd.DataFrame, dataset: str, scheme: str,
     valence = meta["valence"].to_numpy(np.float64)
     arousal = meta["arousal"].to_numpy(np.float64)
     if scheme == "binary_valence":
-        return Labels(_binary(valence, thr), ("low_valence", "high_valence"), scheme)
+        return Labels(_binary(valence, thr, inclusive), ("low_valence", "high_valence"), scheme)
     if scheme == "binary_arousal":
-        return Labels(_binary(arousal, thr), ("low_arousal", "high_arousal"), scheme)
+        return Labels(_binary(arousal, thr, inclusive), ("low_arousal", "high_arousal"), scheme)
     if scheme == "quadrant":
-        v, a = _binary(valence, thr), _binary(arousal, thr)
+        v, a = _binary(valence, thr, inclusive), _binary(arousal, thr, inclusive)
         y = np.where((v < 0) | (a < 0), -1, 2 * v + a)
         return Labels(y, ("LVLA", "LVHA", "HVLA", "HVHA"), scheme)
     if (low, high) != (1.0, 9.0):

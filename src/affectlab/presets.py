@@ -140,7 +140,8 @@ def plan_dhcm_cacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
 
 
 def plan_me_mhacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
-    """ME-MHACL: raw 1 s windows of EEG 32 + GSR + respiration + temperature (+ EOG on DEAP).
+    """ME-MHACL: raw 1 s windows of EEG 32 + GSR + respiration + temperature (+ EOG and the
+    plethysmograph on DEAP).
 
     ``eeg_channels``: EEG channel names to keep (default: the 32 of DEAP / MAHNOB-HCI).
     """
@@ -152,6 +153,7 @@ def plan_me_mhacl(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
             "temp": {"form": "raw", "source": "temp"}}
     if dataset == "deap":
         plan["eog"] = {"form": "raw", "source": "eog"}
+        plan["ppg"] = {"form": "raw", "source": "ppg"}   # Table III's 36th channel (paper)
     return plan
 
 
@@ -206,8 +208,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "(DREAMER) (M2S)", (*SEED_FAMILY, "deap", "dreamer"), dict(_COMMON), plan_m2s),
     Preset("dhcm_cacl", "EEG log-PSD 5 bands per 3 s window + 17 AU means (DHCM-CACL)",
            ("deap", "mahnob"), {**_COMMON, "window_s": 3.0}, plan_dhcm_cacl),
-    Preset("me_mhacl", "raw 1 s windows, EEG 32 + GSR + Resp + Temp (+EOG), baseline template "
-           "subtracted (ME-MHACL)", ("deap", "mahnob"),
+    Preset("me_mhacl", "raw 1 s windows, EEG 32 + GSR + Resp + Temp (+EOG, PPG on DEAP), "
+           "baseline template subtracted (ME-MHACL)", ("deap", "mahnob"),
            {**_COMMON, "window_s": 1.0, "baseline": "template", "eeg_channels": None},
            plan_me_mhacl),
     Preset("clmer", "all physiological channels resampled to 128 Hz, fast ones band-passed "
@@ -563,9 +565,12 @@ def dataset_fingerprint(root: Path) -> str:
 
 
 def cache_key(dataset: str, root: Path, preset: str, options: dict) -> str:
+    """Hash of the dataset's files, the preset, its options and the modality plan they give
+    (a changed plan, e.g. a modality added to a preset, builds a new entry)."""
+    plan = get_preset(preset).plan(dataset, options)
     payload = json.dumps({"dataset": dataset, "preset": preset, "options": options,
-                          "files": dataset_fingerprint(root), "version": CACHE_VERSION},
-                         sort_keys=True, default=str)
+                          "plan": plan, "files": dataset_fingerprint(root),
+                          "version": CACHE_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -585,8 +590,9 @@ def prepare(dataset: str, root: str | Path, preset: str = "default",
             progress: bool = False, use_cache: bool = True) -> tuple[WindowSet, Path | None]:
     """Read, preprocess and cache a dataset; returns the WindowSet and its cache folder.
 
-    The cache is keyed by the dataset's files (path, size, mtime) and the preset options, so a
-    changed file or option builds a new entry; the options are saved beside the tensors.
+    The cache is keyed by the dataset's files (path, size, mtime), the preset options and the
+    modality plan, so a changed file, option or plan builds a new entry; the options are saved
+    beside the tensors.
     """
     spec = get_spec(dataset)
     chosen = get_preset(preset)

@@ -41,6 +41,9 @@ class LabelConfig(BaseModel):
     scheme: str | None = Field(None, description="label scheme (default: native for the SEED "
                                "family, binary_valence for rating datasets)")
     threshold: float | None = None
+    inclusive: bool | None = Field(None, description="a rating equal to the threshold is high "
+                                   "(>=) instead of low (>); default: the method's reading "
+                                   "(e.g. SGMC's >= under me_mhacl official=true), else false")
 
 
 class ResourceConfig(BaseModel):
@@ -167,8 +170,7 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
 
     method_cls = METHODS.get(cfg.method)       # importing affectlab.methods registered them
     if cfg.labels.scheme is None:
-        labels_cfg = LabelConfig(scheme=default_scheme(cfg.dataset),
-                                 threshold=cfg.labels.threshold)
+        labels_cfg = cfg.labels.model_copy(update={"scheme": default_scheme(cfg.dataset)})
         cfg = cfg.model_copy(update={"labels": labels_cfg})
     PROTOCOLS.get(cfg.protocol)                    # an unknown name lists the valid ones
     if method_cls.protocols is not None and cfg.protocol not in method_cls.protocols:
@@ -183,6 +185,7 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
                  cfg.dataset, method_preset)
         cfg = cfg.model_copy(update={"method_preset": method_preset})
     method_config = build_config(method_cls, cfg.method_preset, method_options).model_dump()
+    cfg = _resolve_label_options(cfg, method_cls, method_config)
     preset = cfg.preset or method_cls.data_preset_for(cfg.dataset)
     protocol = create_protocol(cfg.protocol, cfg.dataset, seed=cfg.seed,
                                **cfg.options["protocol"])
@@ -192,7 +195,8 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
                                       cache_dir=cfg.cache_dir, progress=progress)
     if cfg.modalities:
         windows = windows.select_modalities(cfg.modalities)
-    labels = make_labels(windows.meta, cfg.dataset, cfg.labels.scheme, cfg.labels.threshold)
+    labels = make_labels(windows.meta, cfg.dataset, cfg.labels.scheme, cfg.labels.threshold,
+                         bool(cfg.labels.inclusive))
     used = method_cls.used_modalities(method_config, windows.names)
     keep, dropped = _usable(windows, labels, used)
     losses = data_losses(windows, keep, dropped, used)
@@ -214,6 +218,15 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
                                   f"available: {', '.join(windows.names)}")
     return Plan(cfg, method_cls, method_config, windows, labels, folds, preset, cache_path,
                 protocol.leaky, dropped, losses)
+
+
+def _resolve_label_options(cfg: RunConfig, method_cls: type[Method],
+                           method_config: dict[str, Any]) -> RunConfig:
+    """Label options the user left unset take the method's reading under its config (written
+    to config.yaml, so the resolved run states them)."""
+    defaults = method_cls.label_options(method_config)
+    update = {k: v for k, v in defaults.items() if getattr(cfg.labels, k) is None}
+    return cfg.model_copy(update={"labels": cfg.labels.model_copy(update=update)})
 
 
 def _usable(windows: WindowSet, labels: Labels,
@@ -400,8 +413,11 @@ def prepare_run_dir(plan: Plan, out: str | Path | None, overwrite: bool = False)
 def _comparable(config: dict) -> dict:
     """Config without fields that do not change results (device, threads, cache location,
     cluster resources)."""
-    return {k: v for k, v in config.items()
-            if k not in ("device", "threads", "cache_dir", "resources")}
+    out = {k: v for k, v in config.items()
+           if k not in ("device", "threads", "cache_dir", "resources")}
+    if isinstance(out.get("labels"), dict):   # unset label options (older runs lack the keys)
+        out["labels"] = {k: v for k, v in out["labels"].items() if v is not None}
+    return out
 
 
 def load_fold(fold_dir: Path) -> dict | None:

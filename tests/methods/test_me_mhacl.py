@@ -386,11 +386,12 @@ def test_runs_on_synthetic_mahnob_through_the_runner(synthetic_root, windowset_c
 
 
 def test_paper_preset_follows_the_dataset(synthetic_root, windowset_cache):
-    """``--method-preset paper`` means Table III's column of the dataset being run."""
+    """``--method-preset paper`` means Table III's column of the dataset being run; on DEAP
+    its tensors have Table III's 36 channels (the plethysmograph as the 36th)."""
     from affectlab.run import load_config, plan_run
 
-    for dataset, preset, (p, q) in (("deap", "paper", (8, 2)),
-                                    ("mahnob", "paper_mahnob", (4, 8))):
+    for dataset, preset, (p, q), channels in (("deap", "paper", (8, 2), 36),
+                                              ("mahnob", "paper_mahnob", (4, 8), 35)):
         cfg = load_config({"method": "me_mhacl", "dataset": dataset,
                            "root": str(synthetic_root(dataset, n_subjects=3)),
                            "protocol": "subject_kfold", "labels": {"scheme": "binary_arousal"},
@@ -398,6 +399,50 @@ def test_paper_preset_follows_the_dataset(synthetic_root, windowset_cache):
         plan = plan_run(cfg)
         assert plan.cfg.method_preset == preset
         assert (plan.method_config["P"], plan.method_config["Q"]) == (p, q)
+        stacked = sum(plan.windows.shape(m)[0] for m in plan.method_config["modalities"])
+        assert stacked == channels
+        assert plan.cfg.labels.inclusive is None                 # the paper's "> 5"
+
+
+def test_official_labels_count_a_rating_of_five_as_high(synthetic_root, windowset_cache):
+    """SGMC labels ``rating >= 5`` high; the paper (and the runner's default) ``> 5``."""
+    from affectlab.labels import make_labels
+    from affectlab.run import load_config, plan_run
+
+    meta = pd.DataFrame({"valence": [5.0, 4.9, 5.1], "arousal": [5.0, 5.0, 6.0]})
+    assert make_labels(meta, "deap", "binary_arousal").y.tolist() == [0, 0, 1]
+    assert make_labels(meta, "deap", "binary_arousal", inclusive=True).y.tolist() == [1, 1, 1]
+    assert make_labels(meta, "deap", "quadrant", inclusive=True).y.tolist() == [3, 1, 3]
+    raw = {"method": "me_mhacl", "dataset": "deap",
+           "root": str(synthetic_root("deap", n_subjects=3)), "protocol": "subject_kfold",
+           "labels": {"scheme": "binary_arousal"}, "method_preset": "sgmc_official",
+           "cache_dir": str(windowset_cache)}
+    assert plan_run(load_config(raw)).cfg.labels.inclusive is True
+    raw["labels"]["inclusive"] = False                             # the user's choice wins
+    assert plan_run(load_config(raw)).cfg.labels.inclusive is False
+
+
+def test_official_classifier_has_four_outputs_and_predicts_the_task_classes():
+    ws = toy_windows(n_subjects=2, n_stimuli=4, n_windows=3)
+    y = (ws.meta["valence"].to_numpy() > 5).astype(int)
+    options = {**FAST, "modalities": ["eeg", "gsr"], "pretrain": False, "finetune_epochs": 1}
+    for official, outputs in ((False, 2), (True, 4)):
+        method = create_method("me_mhacl", {**options, "official": official}, preset="fast")
+        method.fit(Split(ws, y, ("eeg", "gsr")))
+        assert method.classifier_[-1].out_features == outputs
+        pred = method.predict(Split(ws, None, ("eeg", "gsr")))
+        assert pred.probs.shape == (len(ws), 2) and np.allclose(pred.probs.sum(1), 1)
+
+
+@pytest.mark.parametrize("official, n, expected", [(False, 10, [4, 4]), (True, 10, [4, 4, 2]),
+                                                   (True, 9, [4, 4]), (False, 3, [3])])
+def test_official_fine_tuning_keeps_the_partial_last_batch(official, n, expected):
+    """SGMC's loader keeps the last partial batch (MAHNOB-HCI: 8400 windows at batch 256
+    leave 208); a batch of one window is never used (batch norm)."""
+    method = create_method("me_mhacl", {**FAST, "official": official, "batch_size": 4},
+                           preset="fast")
+    sizes = [len(idx) for idx in method._finetune_batches(n, torch.Generator().manual_seed(0))]
+    assert sizes == expected
 
 
 def test_fast_pretraining_learns_the_group_task_on_synthetic_deap(synthetic_root,

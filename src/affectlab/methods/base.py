@@ -156,6 +156,12 @@ class Method:
         return False
 
     @classmethod
+    def label_options(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Label options (``labels.<name>``) this method's reading implies under ``config``,
+        used where the user sets none (e.g. ``{"inclusive": True}``: rating >= threshold)."""
+        return {}
+
+    @classmethod
     def used_modalities(cls, config: dict[str, Any], names: Sequence[str]) -> list[str]:
         """The WindowSet modalities this method reads under ``config`` (default: all of them).
 

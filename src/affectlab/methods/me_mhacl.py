@@ -71,7 +71,18 @@ Interpretation
   pre-training epoch is used. Fine-tuning keeps the epoch with the best validation score when a
   validation part is given (``select_on``: the lowest loss, or the highest balanced accuracy;
   ties go to the lower loss; optionally stopping after ``patience`` epochs), else the last.
-* ``batch_size`` is the fine-tuning batch; the pre-training batch is 2PQ windows.
+* ``batch_size`` is the fine-tuning batch; the pre-training batch is 2PQ windows. Fine-tuning
+  uses full batches only (a partial last batch is dropped each epoch); ``official`` keeps it.
+* Channels (Table III): DEAP tensors have 36 channels, but the text's modalities (EEG 32, GSR,
+  Resp, Temp) give 35. The paper's DEAP description lists two respiration signals ("respiration
+  rate" and "respiration belt pneumotachograph") where DEAP records a respiration belt and a
+  plethysmograph, so the ``paper`` preset on DEAP reads the 36th channel as the plethysmograph
+  (``modalities=[eeg, gsr, resp, ppg, temp]``); the ``default`` preset keeps the text's 35.
+  On MAHNOB-HCI Table III also says 36, while the text gives MAHNOB-HCI one GSR channel fewer
+  than DEAP; ``paper_mahnob`` keeps the text's four modalities with one GSR electrode (35).
+* Labels (Sec. IV-A-1): a rating "greater than 5" is high, i.e. ``> 5`` (the runner's
+  default); ``official`` makes the runner use SGMC's ``>= 5`` unless ``labels.inclusive`` is
+  given (:meth:`MEMHACL.label_options`).
 
 ``official`` (SGMC's released DEAP code)
 ----------------------------------------
@@ -83,18 +94,27 @@ Interpretation
   ReLU, and the dropout stays active in eval mode.
 * Encoder kernels of the released ``ResNet_model.py`` (:func:`affectlab.nn.resnet1d.sgmc_blocks`).
 * Loss = ``mean(l_A + l_B)``, twice Eq. 12.
+* Classifier with 4 outputs whatever the task (SGMC's ``ResNet(num_classes=4)`` is never
+  changed): cross-entropy over the 4 logits; predictions are the softmax over the task's
+  classes only (renormalised), so an unused logit never wins.
+* Fine-tuning keeps the partial last batch, as SGMC's ``DataLoader`` (208 windows per epoch on
+  MAHNOB-HCI at batch 256); a last batch of a single window is still left out (batch norm
+  cannot train on one sample; SGMC would fail there).
+* Labels: rating ``>= 5`` is high (SGMC's ``Data_process``), through
+  :meth:`MEMHACL.label_options`.
 The attention layer is not in SGMC's code and stays governed by ``attention``. The preset
 ``sgmc_official`` also sets SGMC's preprocessing and schedule (EEG only, ``normalize="spatial"``,
-dropout 0.2, no attention, fine-tuning 10 epochs at batch 512); SGMC's arousal-only label, its
-segmentation (first second of a trial twice, last second dropped) and its test-curve read-out
-are not copied.
+dropout 0.2, no attention, fine-tuning 10 epochs at batch 512). SGMC's segmentation is the
+same as affectlab's (all 60 stimulus seconds once, each minus the mean baseline second; checked
+by running its ``segment_signal_without_transition``); its arousal-only label and its
+test-curve read-out are not copied.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -115,6 +135,8 @@ from affectlab.training import minibatches, seed_everything
 log = logging.getLogger("affectlab.methods.me_mhacl")
 
 OFFICIAL_SPLIT_RANGE = (1, 126)     # SGMC DEAP: random.randint(1, 128 - 2), inclusive
+OFFICIAL_OUTPUTS = 4                # SGMC: ResNet(num_classes=4), never changed
+PAPER_DEAP_MODALITIES = ["eeg", "gsr", "resp", "ppg", "temp"]   # Table III: 36 channels
 
 
 # --------------------------------------------------------------------------- group sampler
@@ -394,8 +416,9 @@ class MEMHACL(Method):
                     "pretrain_lr": 1e-3, "projector_dims": [64, 64, 128],
                     "finetune_epochs": 40, "patience": 8, "batch_size": 32,
                     "select_on": "balanced_accuracy", "normalize": "recording"},
-        "paper": {},
-        "paper_mahnob": {"P": 4, "Q": 8, "pretrain_epochs": 475, "batch_size": 256},
+        "paper": {"modalities": PAPER_DEAP_MODALITIES},
+        "paper_mahnob": {"P": 4, "Q": 8, "pretrain_epochs": 475, "batch_size": 256,
+                         "modalities": ["eeg", "gsr", "resp", "temp"]},
         "sgmc_official": {"official": True, "attention": False, "projector_dropout": 0.2,
                           "classifier_dropout": 0.2, "modalities": ["eeg"],
                           "normalize": "spatial",
@@ -453,6 +476,16 @@ class MEMHACL(Method):
     def uses_test_statistics(cls, config: dict) -> bool:
         return config.get("normalize") == "recording"
 
+    @classmethod
+    def label_options(cls, config: dict) -> dict:
+        """``official``: SGMC's ``rating >= 5`` is high (``labels.inclusive``)."""
+        return {"inclusive": True} if config.get("official") else {}
+
+    @property
+    def n_outputs(self) -> int:
+        """Classifier outputs: the task's classes, or SGMC's fixed 4 under ``official``."""
+        return max(OFFICIAL_OUTPUTS, self.n_classes) if self.config.official else self.n_classes
+
     def _normalize(self, x: torch.Tensor, meta: pd.DataFrame) -> torch.Tensor:
         """Normalise stacked windows ``(n, C, M)``; ``meta``: their rows (recording keys)."""
         if self.config.normalize == "recording":
@@ -481,7 +514,7 @@ class MEMHACL(Method):
             self.encoder_.out_dim, cfg.projector_dims, cfg.projector_dropout, cfg.attention,
             cfg.attention_heads, cfg.attention_position, cfg.official).to(self.device)
         self.classifier_ = classifier_head(self.encoder_.out_dim, cfg.classifier_dims,
-                                           self.n_classes, cfg.classifier_dropout).to(self.device)
+                                           self.n_outputs, cfg.classifier_dropout).to(self.device)
 
     def _meiosis_rows(self) -> torch.Tensor | None:
         """Channels that take part in meiosis (``meiosis_on="eeg"``: the EEG rows only)."""
@@ -627,8 +660,7 @@ class MEMHACL(Method):
         offset = cfg.pretrain_epochs if cfg.pretrain else 0
         for epoch in range(cfg.finetune_epochs):
             model.train()
-            for idx in minibatches(len(x), cfg.batch_size, generator, drop_last=True,
-                                   device=self.device):
+            for idx in self._finetune_batches(len(x), generator):
                 loss = F.cross_entropy(model(x[idx]), y_t[idx])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -653,11 +685,20 @@ class MEMHACL(Method):
             model.load_state_dict(best_state)
             self.extras_["finetune_best_epoch"] = float(best_epoch)
 
+    def _finetune_batches(self, n: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """One epoch of fine-tuning batches: full batches only, or (``official``) also the
+        partial last one, as SGMC's loader; never a batch of one window (batch norm)."""
+        for idx in minibatches(n, self.config.batch_size, generator,
+                               drop_last=not self.config.official, device=self.device):
+            if len(idx) > 1:
+                yield idx
+
     def _val_score(self, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[float, float]:
         """(-balanced accuracy, cross-entropy) on the validation part; lower is better."""
         logits = self._logits(x_val)
         y_true = y_val.cpu().numpy()
-        accuracy = balanced_accuracy_score(y_true, logits.argmax(dim=1).cpu().numpy())
+        predicted = logits[:, :self.n_classes].argmax(dim=1).cpu().numpy()
+        accuracy = balanced_accuracy_score(y_true, predicted)
         return -float(accuracy), float(F.cross_entropy(logits, y_val))
 
     # ------------------------------------------------------------------ inference
@@ -685,7 +726,8 @@ class MEMHACL(Method):
     def predict(self, test: Split) -> Predictions:
         x = self._normalize(self._stack(test.windows), test.windows.meta).to(self.device)
         logits, embeddings = self._forward(x)
-        return Predictions(torch.softmax(logits, dim=1).cpu().numpy(),
+        probs = torch.softmax(logits[:, :self.n_classes], dim=1)    # official: 4 outputs
+        return Predictions(probs.cpu().numpy(),
                            embeddings=embeddings.cpu().numpy(), extras=dict(self.extras_))
 
 
