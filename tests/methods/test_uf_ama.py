@@ -220,6 +220,9 @@ def test_screening_low_set_same_without_ties():
 def test_theta_and_delta_schedules():
     values = [float(theta_schedule(torch.tensor(v))) for v in (0.05, 0.1, 0.15, 0.2, 0.7)]
     assert values == pytest.approx([0.5, 0.5, 0.2, 0.1, 0.1])
+    exact = [theta_schedule(torch.tensor(v, dtype=torch.float64)) for v in (0.05, 0.15, 0.7)]
+    assert [t.dtype for t in exact] == [torch.float64] * 3
+    assert [float(t) for t in exact] == [0.5, 0.2, 0.1]            # not float32's 0.1
     assert official_delta(0) == 1.0 and official_delta(10) == 1.0
     assert official_delta(11) == pytest.approx(0.49991, abs=1e-5)
     assert official_delta(40) == pytest.approx(0.49991, abs=1e-5)

@@ -380,8 +380,10 @@ def screen(prob_eeg: torch.Tensor, prob_eye: torch.Tensor, alpha: float = 0.5,
 
 
 def theta_schedule(l_cls: torch.Tensor) -> torch.Tensor:
-    """Eq. 15: 0.5 if L_cls <= 0.1, 0.2 if 0.1 < L_cls < 0.2, else 0.1 (no sync)."""
-    return torch.where(l_cls <= 0.1, 0.5, torch.where(l_cls < 0.2, 0.2, 0.1)).to(l_cls.dtype)
+    """Eq. 15: 0.5 if L_cls <= 0.1, 0.2 if 0.1 < L_cls < 0.2, else 0.1 (no sync); the values
+    in ``l_cls``'s dtype (a float32 0.1 would be off by 1.5e-9 in a float64 loss)."""
+    half, fifth, tenth = (l_cls.new_tensor(v) for v in (0.5, 0.2, 0.1))
+    return torch.where(l_cls <= 0.1, half, torch.where(l_cls < 0.2, fifth, tenth))
 
 
 def official_delta(epoch: int) -> float:
