@@ -44,6 +44,28 @@ def test_rel_error_nested_and_exact_leaves():
     assert common.rel_error(float("nan"), 1.0) == math.inf
 
 
+def test_floors_for_round_off_only_leaves():
+    assert common.rel_error(torch.tensor([1e-17]), torch.tensor([-1e-17])) == 2.0
+    assert common.rel_error(torch.tensor([1e-17]), torch.tensor([-1e-17]), floor=1e-5) \
+        == pytest.approx(2e-12)
+    grads = {"w": torch.tensor([0.5, -0.2]), "zero_in_exact_arithmetic": torch.tensor([1e-17])}
+    noisy = {"w": torch.tensor([0.5, -0.2]), "zero_in_exact_arithmetic": torch.tensor([3e-17])}
+    assert common.gradient_error(noisy, grads) == pytest.approx(2e-17 / 5e-4)
+    assert common.gradient_error({**noisy, "w": torch.tensor([0.6, -0.2])}, grads) \
+        == pytest.approx(0.1 / 0.6)
+
+
+def test_change_errors_masks_gradients_near_adam_eps():
+    before = {"w": torch.zeros(3), "steps": torch.tensor(1)}
+    theirs = {"w": torch.tensor([-1e-3, 1e-3, -5e-4]), "steps": torch.tensor(2)}
+    ours = {"w": torch.tensor([-1e-3, 1e-3, 5e-4]), "steps": torch.tensor(2)}
+    grads = {"w": torch.tensor([0.3, -0.1, 1e-8])}     # the last one: |g| ~ eps
+    everything, conditioned = common.change_errors(before, ours, theirs, grads)
+    assert everything == pytest.approx(1.0) and conditioned == 0.0
+    _, counter = common.change_errors(before, {**ours, "steps": torch.tensor(3)}, theirs, grads)
+    assert counter == math.inf
+
+
 def test_within_uses_the_dtype_tolerance():
     assert common.within(5e-10, "float64") and not common.within(5e-9, "float64")
     assert common.within(5e-5, "float32") and not common.within(5e-4, "float32")
@@ -144,6 +166,13 @@ def test_format_table_marks_mismatches():
     assert "| kernel | 1.00e-15 | 2.00e-07 | yes |" in lines
     assert "| adam step | 3.00e-06 | 1.00e-05 | NO |" in lines
     assert "| membership | 0.00e+00 | - | yes |" in lines
+    assert lines[-1] == "(tolerance: float64 1e-09, float32 0.0001)"
+    step = {"component": "step", "errors": {"float64": 1e-12, "float32": 1e-3},
+            "tolerance": common.STEP_TOLERANCE}
+    table = common.format_table([step])
+    assert "| step* | 1.00e-12 | 1.00e-03 | yes |" in table
+    assert table.endswith("; * float32 0.002)")
+    assert common.row_matches(step) and not common.row_matches({**step, "tolerance": None})
 
 
 def test_json_is_strict(tmp_path):
