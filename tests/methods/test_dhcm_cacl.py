@@ -450,3 +450,79 @@ def test_pretext_features_pretrained_vs_random_init():
     rows = np.isnan(features(False, [split(broken)])[0]).any(axis=1)
     missing = ~torch.isfinite(broken.tensor("face_au")).all(dim=1).numpy()
     assert rows.sum() == 1 and np.array_equal(rows, missing)
+
+
+# ----------------------------------------------------------------------------- issue 16
+
+def test_paper_preset_uses_the_papers_feed_forward_width_and_k_per_dataset():
+    paper = build_config(DHCMCACL, "paper")
+    assert paper.ssm_hidden == 1024 and paper.segments == 18            # DEAP: 18 subjects
+    enc = Encoder(160, 17, paper)
+    assert enc.levels[0].ssm[0].mlp[0].out_features == 1024             # Eq. 4's MLP
+    assert DHCMCACL.method_preset_for("paper", "mahnob") == "paper_mahnob"
+    assert build_config(DHCMCACL, "paper_mahnob").segments == 24         # MAHNOB-HCI: 24
+
+
+def test_segments_follow_the_subjects_of_the_pretraining_data():
+    ws, y = windows([4, 5, 3, 4])
+    other, y_other = windows([4, 4, 5], seed=1, subject=2)
+    extra, _ = windows([6, 5], seed=2, subject=3)
+    both = WindowSet({m: torch.cat([ws.tensor(m), other.tensor(m)]) for m in ws.names},
+                     pd.concat([ws.meta, other.meta], ignore_index=True))
+    method = DHCMCACL(cfg(segments="subjects"), n_classes=2, seed=0)
+    method.fit(split(both, np.r_[y, y_other]), unlabeled=split(extra))
+    assert method.segments_ == 3
+    assert DHCMCACL(cfg(), n_classes=2).fit(split(ws, y)).segments_ == 2
+
+
+def test_transformer_ablation_has_positions_and_the_dhcm_parameter_count():
+    from affectlab.methods.dhcm_cacl import n_parameters
+
+    for config in (cfg(), build_config(DHCMCACL, "paper"), build_config(DHCMCACL, "default")):
+        dhcm = n_parameters(Encoder(160, 17, config))
+        tf = Encoder(160, 17, config.model_copy(update={"encoder": "transformer",
+                                                        "ffn": "matched"}))
+        assert abs(n_parameters(tf) - dhcm) / dhcm < 0.02, (n_parameters(tf), dhcm)
+    torch.manual_seed(0)
+    enc = Encoder(160, 17, cfg(encoder="transformer", dropout=0.0)).eval()
+    x_e, x_f, mask = inputs(batch=2, steps=5)
+    mask[:] = True
+    order = torch.tensor([4, 2, 0, 3, 1])
+
+    def pooled():
+        with torch.no_grad():
+            a = masked_mean(enc(x_e, x_f, mask)[0], mask)
+            b = masked_mean(enc(x_e[:, order], x_f[:, order], mask)[0], mask)
+        return a, b
+
+    assert not torch.allclose(*pooled(), atol=1e-4)          # positions: order matters
+    enc.positional = False
+    assert torch.allclose(*pooled(), atol=1e-5)              # without them it would not
+
+
+def test_freezing_with_one_level_freezes_the_input_stage():
+    ws, y = windows([4, 5, 3, 4, 6, 4, 5, 3])
+    method = fitted(ws, y, levels=1, freeze_levels=2, finetune_epochs=3)
+    assert len(method.frozen_parts_) == 2                     # diffusion, projection
+    ref, now = method.frozen_encoder_.state_dict(), method.model_.encoder.state_dict()
+    assert all(torch.equal(now[k], ref[k]) for k in ref if k.startswith(("diffusion.", "proj.")))
+    assert not all(torch.equal(now[k], ref[k]) for k in ref if k.startswith("levels.0."))
+    assert Encoder(160, 17, cfg(levels=1)).freeze(0) == []
+
+
+@pytest.mark.parametrize("modality", ["eeg", "face_au"])
+def test_single_modality_fits_and_predicts(modality):
+    ws, y = windows([4, 5, 3, 4, 6, 4])
+    alone = ws.select_modalities([modality])
+    method = DHCMCACL(cfg(modalities=[modality]), n_classes=2, seed=0)
+    method.fit(Split(alone, y, (modality,)), val=Split(alone, y, (modality,)))
+    assert method.history_["pretrain"] == [] and method.frozen_encoder_ is None
+    pred = method.predict(Split(alone, None, (modality,)))
+    assert pred.probs.shape == (len(ws), 2) and np.allclose(pred.probs.sum(1), 1)
+    assert pred.embeddings.shape == (len(ws), 12) and "fad" not in pred.extras
+    assert set(pred.extras) == {"uncertainty_eeg" if modality == "eeg" else "uncertainty_face"}
+    assert ((pred.uncertainty > 0) & (pred.uncertainty <= 1)).all()
+    assert DHCMCACL.used_modalities({"modalities": [modality]}, ["eeg", "face_au"]) == [modality]
+    soft = DHCMCACL(cfg(modalities=[modality], head="softmax"), n_classes=2, seed=0)
+    soft.fit(Split(alone, y, (modality,)))
+    assert soft.predict(Split(alone, None, (modality,))).probs.shape == (len(ws), 2)

@@ -36,6 +36,9 @@ Interpretation
   shared depthwise temporal convolution (initialised to the heat-equation step
   ``0.25 * [1, -2, 1]``) and a pointwise 1x1 convolution (initialised to the identity); padded
   steps are zeroed after each step, so a trial's end behaves like the convolution's zero padding.
+* Eq. 4: the paper's only width for the DHCM module is its "feed-forward network hidden layer
+  dimension" of 1024; the one feed-forward network in DHCM is Eq. 4's MLP, so ``ssm_hidden``
+  is 1024 in ``paper`` (``default`` 64, ``fast`` 32: CPU sizes).
 * Eq. 4-6: ``A_t`` is bounded to spectral norm <= ``rho`` (:func:`affectlab.nn.ssm
   .bound_spectral_norm`: ``rho / max(1, sqrt(||M||_1 ||M||_inf))``), so every step is a
   contraction; the forget gate is per state dimension. The recurrence is an affine scan;
@@ -49,7 +52,10 @@ Interpretation
 * Eq. 12-13: segments are relative: window ``t`` of a trial of length ``L_b`` belongs to segment
   ``floor(t K / L_b)`` (``torch.chunk`` would return fewer than K chunks when ``T`` is not a
   multiple); segments empty for a short trial are masked out of that segment's loss. The paper
-  sets K to the dataset's number of subjects (DEAP 18, MAHNOB-HCI 24): ``segments``.
+  sets K to the number of subjects with complete recordings (DEAP 18, MAHNOB-HCI 24):
+  ``segments`` is 18 in ``paper`` and 24 in ``paper_mahnob`` (what ``paper`` means on
+  MAHNOB-HCI); ``segments="subjects"`` counts the subjects of the fold's pre-training data
+  instead (train + unlabelled part; e.g. 17 under LOSO on DEAP's 18, 1 subject-dependent).
 * Eq. 14-16: cosine similarity over ``tau``; "sum over delta" = both directions (EEG->face and
   face->EEG) summed. The printed denominators exclude the positive (``sum_{k != b}``), which is
   unbounded below and makes the learnable weights of Eq. 18 diverge; ``denominator=all`` (default)
@@ -62,7 +68,8 @@ Interpretation
   (``s_j = 0``: ``w_j = 1`` at the start; ``|s_j| <= 5``). The ``+ s_j`` term makes ``w_j -> 0``
   cost without bound, so the weights cannot collapse to zero (they settle at ``w_j = 1 / L_j``).
 * Fine-tuning freezes the diffusion, projection and the first ``min(freeze_levels, levels - 1)``
-  levels, so the last level always trains; the final LayerNorms train. The ``fast`` preset sets
+  levels, so the last level always trains (with ``levels=1`` only the input stage is frozen);
+  ``freeze_levels=0`` freezes nothing; the final LayerNorms train. The ``fast`` preset sets
   ``freeze_levels=0``: pre-training on a few dozen trials yields no features worth freezing
   (on synthetic DEAP, subject-dependent, freezing two levels cost ~8 accuracy points).
 * Eq. 22-27: heads act on the masked temporal mean of the aligned features, four ``C``-vectors
@@ -77,18 +84,34 @@ Interpretation
   pooled output of the fine-tuned encoder; anchor ``z_p,i`` against all ``z_f,j`` of the batch
   (``denominator`` as above); the mean over the two modalities.
 * Ablations: ``encoder=transformer`` replaces all of DHCM (diffusion, SSM, gated exchange) by
-  ``levels`` pre-LN transformer layers per modality; without gates ``c_b = 1``.
+  ``levels`` pre-LN transformer layers per modality, with the sinusoidal position encoding of
+  the original transformer added after the projection (without it self-attention ignores the
+  window order the SSM sees), and a feed-forward width (``ffn="matched"``) that gives it the
+  DHCM encoder's parameter count within 2 %, so the ablation compares architectures rather
+  than sizes; without gates ``c_b = 1``.
   ``contrastive=plain``: only the global symmetric InfoNCE, unweighted. ``head=softmax``: a linear
   classifier on the concatenated pooled aligned features, CE only, ``uncertainty = 1 - max p``.
   ``pretrain=False``: no pre-training, nothing frozen, no Eq. 28 term.
 * Eq. 22-25 produce Normal-Inverse-Gamma-looking parameters although the text says "Dirichlet";
   the reading above keeps every equation as printed and takes the Dirichlet opinion from the
   ReLU evidence ``gamma``.
+* Single modality (Table 3's E and F rows, ``modalities=[eeg]`` / ``[face_au]``): one branch
+  of the encoder; a level adds the modality's own enhanced features, ``H + G * H_enh`` with
+  ``G = sigmoid(W_g H)``; no attention gating (Eq. 19-21 need both modalities); its own
+  evidential opinion is the prediction. CACL and Eq. 28 are cross-modal, so such a run has no
+  pre-training (the paper does not say what its single-modality rows pre-trained on). The
+  runner then keeps every window that has the modality (e.g. all DEAP subjects for EEG).
+* Inputs (the ``dhcm_cacl`` data preset; the paper says only "Welch PSD, five bands" and "mean
+  AU intensity"): EEG is the log of the Welch PSD (1 s Hann segments, SciPy's default 50 %
+  overlap) averaged inside each band, bands delta [1, 4), theta [4, 8), alpha [8, 14), beta
+  [14, 31), gamma [31, 50) Hz (half-open; ``data.bands``, ``data.psd_log=false`` for the raw
+  PSD); the log makes the band powers, which span orders of magnitude, roughly Gaussian for
+  the z-score. Face: the mean of the valid OpenFace frames of 17 AU intensities per window.
 * Inputs are z-scored per feature with statistics of the training windows (labelled and
   unlabelled, never the test part).
 * Not given in the paper: ``d_model`` (must be a multiple of the 9 heads), batch size, the
-  exponential decay rate, the MLP width of Eq. 4, the number of diffusion steps and the
-  ``epsilon`` of Eq. 23 / 27 (``evd_eps``).
+  exponential decay rate, the number of diffusion steps and the ``epsilon`` of Eq. 23 / 27
+  (``evd_eps``).
 * FAD (``Predictions.extras["fad"]``): the paper's feature alignment degree, the mean over test
   trials of ``1/T sum_t cos(F_EEG^(t), F_Face^(t))`` on the fine-tuned encoder's outputs.
 """
@@ -96,6 +119,8 @@ Interpretation
 from __future__ import annotations
 
 import copy
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -117,6 +142,7 @@ from affectlab.methods.base import Method, MethodConfig, Predictions, Split, reg
 from affectlab.nn.ssm import DynamicSSM
 from affectlab.training import minibatches, seed_everything
 
+log = logging.getLogger("affectlab.methods.dhcm_cacl")
 MODALITIES = ("eeg", "face_au")
 
 
@@ -147,77 +173,134 @@ class DiffusionLayer(nn.Module):
 
 
 class CrossLevel(nn.Module):
-    """One DHCM level (Eq. 7-11): per-modality DynamicSSM, ``W_rec``, shared gate ``G``."""
+    """One DHCM level (Eq. 7-11): per-modality DynamicSSM, ``W_rec``, shared gate ``G``.
 
-    def __init__(self, d_model: int, d_state: int, ssm_options: dict):
+    Two modalities exchange their enhanced features (Eq. 10-11); a single modality adds its
+    own, ``H + G * H_enh`` with ``G = sigmoid(W_g H)`` (the single-modality rows of Table 3).
+    """
+
+    def __init__(self, d_model: int, d_state: int, ssm_options: dict, n_modalities: int = 2):
         super().__init__()
-        self.ssm = nn.ModuleList([DynamicSSM(d_model, d_state, **ssm_options) for _ in range(2)])
-        self.rec = nn.ModuleList([nn.Linear(d_state, d_model) for _ in range(2)])
-        self.gate = nn.Linear(2 * d_model, d_model)
+        self.ssm = nn.ModuleList([DynamicSSM(d_model, d_state, **ssm_options)
+                                  for _ in range(n_modalities)])
+        self.rec = nn.ModuleList([nn.Linear(d_state, d_model) for _ in range(n_modalities)])
+        self.gate = nn.Linear(n_modalities * d_model, d_model)
 
-    def forward(self, h_e: torch.Tensor, h_f: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        enh_e = self.rec[0](self.ssm[0](h_e))                       # Eq. 7-8
-        enh_f = self.rec[1](self.ssm[1](h_f))
-        g = torch.sigmoid(self.gate(torch.cat([h_e, h_f], dim=-1)))  # Eq. 9
-        return h_e + g * enh_f, h_f + g * enh_e, g                   # Eq. 10-11
+    def forward(self, hs: list[torch.Tensor],
+                mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        enh = [rec(ssm(h)) for rec, ssm, h in zip(self.rec, self.ssm, hs, strict=True)]
+        g = torch.sigmoid(self.gate(torch.cat(hs, dim=-1)))          # Eq. 9
+        partners = enh[::-1]                                         # Eq. 10-11: the other's
+        return [h + g * e for h, e in zip(hs, partners, strict=True)], g
 
 
 class TransformerLevel(nn.Module):
     """Ablation "w/o DHCM": one pre-LN transformer layer per modality, no exchange, no gate."""
 
-    def __init__(self, d_model: int, heads: int, ffn: int, dropout: float):
+    def __init__(self, d_model: int, heads: int, ffn: int, dropout: float,
+                 n_modalities: int = 2):
         super().__init__()
         self.layers = nn.ModuleList([nn.TransformerEncoderLayer(
-            d_model, heads, ffn, dropout, batch_first=True, norm_first=True) for _ in range(2)])
+            d_model, heads, ffn, dropout, batch_first=True, norm_first=True)
+            for _ in range(n_modalities)])
 
-    def forward(self, h_e: torch.Tensor, h_f: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def forward(self, hs: list[torch.Tensor], mask: torch.Tensor) -> tuple[list[torch.Tensor],
+                                                                          None]:
         pad = ~mask
-        return (self.layers[0](h_e, src_key_padding_mask=pad),
-                self.layers[1](h_f, src_key_padding_mask=pad), None)
+        return [layer(h, src_key_padding_mask=pad)
+                for layer, h in zip(self.layers, hs, strict=True)], None
+
+
+def sinusoidal_positions(n_steps: int, d_model: int, device: torch.device | None = None,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The transformer's fixed sinusoidal encoding of positions ``0..n_steps-1``, ``(T, H)``."""
+    position = torch.arange(n_steps, device=device, dtype=torch.float64)[:, None]
+    freq = torch.exp(torch.arange(0, d_model, 2, device=device, dtype=torch.float64)
+                     * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(n_steps, d_model, device=device, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(position * freq)
+    pe[:, 1::2] = torch.cos(position * freq)[:, :d_model // 2]
+    return pe.to(dtype)
+
+
+def n_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def matched_ffn(d_eeg: int | None, d_face: int | None, cfg: DHCMCACLConfig) -> int:
+    """Feed-forward width at which the transformer ablation has (within one width step) the
+    parameter count of the DHCM encoder of the same configuration."""
+    dhcm = n_parameters(Encoder(d_eeg, d_face, cfg.model_copy(update={"encoder": "dhcm"})))
+    base = n_parameters(Encoder(d_eeg, d_face, cfg.model_copy(
+        update={"encoder": "transformer", "ffn": 1})))
+    n_modalities = (d_eeg is not None) + (d_face is not None)
+    per_width = n_modalities * cfg.levels * (2 * cfg.d_model + 1)   # linear1 + linear2 (+bias)
+    return max(1, 1 + round((dhcm - base) / per_width))
 
 
 class Encoder(nn.Module):
     """DHCM (or the transformer ablation): ``x_eeg (B, T, D_e), x_face (B, T, D_f), mask (B, T)``
-    -> ``F_eeg, F_face (B, T, H)`` and the level-averaged gate ``G (B, T, H)`` (or ``None``)."""
+    -> ``F_eeg, F_face (B, T, H)`` and the level-averaged gate ``G (B, T, H)`` (or ``None``).
 
-    def __init__(self, d_eeg: int, d_face: int, cfg: DHCMCACLConfig):
+    A modality whose width is ``None`` is absent: its input and output are ``None`` (the
+    single-modality configurations). The transformer ablation adds sinusoidal positions after
+    the projection and, with ``ffn="matched"``, has about the DHCM encoder's parameter count.
+    """
+
+    def __init__(self, d_eeg: int | None, d_face: int | None, cfg: DHCMCACLConfig):
         super().__init__()
+        dims = [d for d in (d_eeg, d_face) if d is not None]
+        if not dims:
+            raise ValueError("the encoder needs at least one modality")
+        self.present = (d_eeg is not None, d_face is not None)
         dhcm = cfg.encoder == "dhcm"
         self.diffusion = nn.ModuleList([DiffusionLayer(d, cfg.diffusion_steps, cfg.diffusion_kernel)
-                                        for d in (d_eeg, d_face)]) if dhcm else None
+                                        for d in dims]) if dhcm else None
         self.proj = nn.ModuleList([nn.Sequential(nn.Linear(d, cfg.d_model),
                                                  nn.LayerNorm(cfg.d_model))
-                                   for d in (d_eeg, d_face)])                      # Eq. 2
+                                   for d in dims])                                 # Eq. 2
         ssm = {"hidden": cfg.ssm_hidden, "transition": cfg.transition,
                "forget_gate": cfg.forget_gate, "rho": cfg.rho, "scan": cfg.scan,
                "chunk": cfg.scan_chunk}
-        self.levels = nn.ModuleList([
-            CrossLevel(cfg.d_model, cfg.d_state, ssm) if dhcm else
-            TransformerLevel(cfg.d_model, cfg.heads, cfg.ffn, cfg.dropout)
-            for _ in range(cfg.levels)])
-        self.norm = nn.ModuleList([nn.LayerNorm(cfg.d_model) for _ in range(2)])
+        if dhcm:
+            levels = [CrossLevel(cfg.d_model, cfg.d_state, ssm, len(dims))
+                      for _ in range(cfg.levels)]
+        else:
+            ffn = cfg.ffn if isinstance(cfg.ffn, int) else matched_ffn(d_eeg, d_face, cfg)
+            self.ffn = ffn
+            levels = [TransformerLevel(cfg.d_model, cfg.heads, ffn, cfg.dropout, len(dims))
+                      for _ in range(cfg.levels)]
+        self.positional = not dhcm
+        self.levels = nn.ModuleList(levels)
+        self.norm = nn.ModuleList([nn.LayerNorm(cfg.d_model) for _ in dims])
 
-    def forward(self, x_e: torch.Tensor, x_f: torch.Tensor, mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, x_e: torch.Tensor | None, x_f: torch.Tensor | None, mask: torch.Tensor
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        xs = [x for x, present in zip((x_e, x_f), self.present, strict=True) if present]
         if self.diffusion is not None:                                             # Eq. 1
-            x_e, x_f = self.diffusion[0](x_e, mask), self.diffusion[1](x_f, mask)
-        h_e, h_f = self.proj[0](x_e), self.proj[1](x_f)
+            xs = [diffusion(x, mask) for diffusion, x in zip(self.diffusion, xs, strict=True)]
+        hs = [proj(x) for proj, x in zip(self.proj, xs, strict=True)]
+        if self.positional:
+            pe = sinusoidal_positions(mask.shape[1], hs[0].shape[-1], mask.device, hs[0].dtype)
+            hs = [h + pe for h in hs]
         gates = []
         for level in self.levels:
-            h_e, h_f, g = level(h_e, h_f, mask)
+            hs, g = level(hs, mask)
             if g is not None:
                 gates.append(g)
         gate = torch.stack(gates).mean(dim=0) if gates else None
-        return self.norm[0](h_e), self.norm[1](h_f), gate
+        outs = iter([norm(h) for norm, h in zip(self.norm, hs, strict=True)])
+        f_e, f_f = (next(outs) if present else None for present in self.present)
+        return f_e, f_f, gate
 
     def freeze(self, n_levels: int) -> list[nn.Module]:
-        """Freeze the input stage and the first ``n_levels`` levels; return the frozen parts."""
+        """Freeze the input stage (diffusion, projection) and the first ``n_levels`` levels,
+        at most all but the last (which always trains); ``n_levels <= 0`` freezes nothing.
+        Returns the frozen parts."""
         if n_levels <= 0:
             return []
         parts = [*([self.diffusion] if self.diffusion is not None else []), self.proj,
-                 *self.levels[:n_levels]]
+                 *self.levels[:min(n_levels, len(self.levels) - 1)]]
         for part in parts:
             part.requires_grad_(False)
         return parts
@@ -252,38 +335,50 @@ class EvidentialHead(nn.Module):
 
 
 class FineTuneModel(nn.Module):
-    """Encoder + attention gating + heads. ``forward`` returns a dict (see :meth:`forward`)."""
+    """Encoder + attention gating + heads. ``forward`` returns a dict (see :meth:`forward`).
+
+    With a single modality there is no cross-modal gating (Eq. 19-21 need both): its encoder
+    features are the aligned features, and its own opinion is the prediction (no Dempster
+    combination)."""
 
     def __init__(self, encoder: Encoder, n_classes: int, cfg: DHCMCACLConfig):
         super().__init__()
         self.encoder = encoder
-        self.align = nn.ModuleList([AttentionGate(cfg.d_model, cfg.heads) for _ in range(2)])
+        n_modalities = sum(encoder.present)
+        self.align = nn.ModuleList([AttentionGate(cfg.d_model, cfg.heads) for _ in range(2)]) \
+            if n_modalities == 2 else None
         self.evidential = cfg.head == "evidential"
         if self.evidential:
             self.heads = nn.ModuleList([EvidentialHead(cfg.d_model, n_classes, cfg.evd_eps)
-                                        for _ in range(2)])
+                                        for _ in range(n_modalities)])
         else:
-            self.classifier = nn.Linear(2 * cfg.d_model, n_classes)
+            self.classifier = nn.Linear(n_modalities * cfg.d_model, n_classes)
 
-    def forward(self, x_e: torch.Tensor, x_f: torch.Tensor,
+    def forward(self, x_e: torch.Tensor | None, x_f: torch.Tensor | None,
                 mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Keys: ``features`` (F_eeg, F_face), ``aligned`` ``(B, T, 2H)``, ``log_probs``
-        ``(B, C)``, ``uncertainty`` ``(B,)``; evidential head: ``params`` (two 4-tuples) and
-        ``u_modal`` ``(B, 2)``."""
+        """Keys: ``features`` (F_eeg, F_face; the present ones), ``aligned`` ``(B, T, nH)``,
+        ``log_probs`` ``(B, C)``, ``uncertainty`` ``(B,)``; evidential head: ``params`` (one
+        4-tuple per modality) and ``u_modal`` ``(B, n)``."""
         f_e, f_f, _ = self.encoder(x_e, x_f, mask)
-        a_e, _ = self.align[0](f_e, f_f, mask)                                     # Eq. 19-21
-        a_f, _ = self.align[1](f_f, f_e, mask)
-        z_e, z_f = masked_mean(a_e, mask), masked_mean(a_f, mask)
-        out = {"features": (f_e, f_f), "aligned": torch.cat([a_e, a_f], dim=-1)}
+        features = tuple(f for f in (f_e, f_f) if f is not None)
+        if self.align is not None:                                                # Eq. 19-21
+            aligned = [self.align[0](f_e, f_f, mask)[0], self.align[1](f_f, f_e, mask)[0]]
+        else:
+            aligned = list(features)
+        zs = [masked_mean(a, mask) for a in aligned]
+        out = {"features": features, "aligned": torch.cat(aligned, dim=-1)}
         if not self.evidential:
-            log_probs = F.log_softmax(self.classifier(torch.cat([z_e, z_f], dim=-1)), dim=-1)
+            log_probs = F.log_softmax(self.classifier(torch.cat(zs, dim=-1)), dim=-1)
             out.update(log_probs=log_probs, uncertainty=1 - log_probs.exp().amax(dim=-1))
             return out
-        params = (self.heads[0](z_e), self.heads[1](z_f))                          # Eq. 22-25
-        (b_e, u_e), (b_f, u_f) = dirichlet_opinion(params[0][0]), dirichlet_opinion(params[1][0])
-        belief, u = dempster_combine(b_e, u_e, b_f, u_f)
+        params = tuple(head(z) for head, z in zip(self.heads, zs, strict=True))   # Eq. 22-25
+        opinions = [dirichlet_opinion(p[0]) for p in params]
+        belief, u = opinions[0]
+        for other_belief, other_u in opinions[1:]:
+            belief, u = dempster_combine(belief, u, other_belief, other_u)
         alpha = opinion_to_dirichlet(belief, u)
-        out.update(params=params, u_modal=torch.stack([u_e, u_f], dim=1), uncertainty=u,
+        out.update(params=params, u_modal=torch.stack([o[1] for o in opinions], dim=1),
+                   uncertainty=u,
                    log_probs=torch.log(alpha) - torch.log(alpha.sum(dim=-1, keepdim=True)))
         return out
 
@@ -358,8 +453,11 @@ def sample_confidence(gate: torch.Tensor | None, mask: torch.Tensor) -> torch.Te
 
 
 def cacl_terms(f_e: torch.Tensor, f_f: torch.Tensor, gate: torch.Tensor | None,
-               mask: torch.Tensor, cfg: DHCMCACLConfig) -> dict[str, torch.Tensor]:
-    """Confidence-weighted segment and global terms of Eq. 18 (before the learnable weights)."""
+               mask: torch.Tensor, cfg: DHCMCACLConfig,
+               segments: int | None = None) -> dict[str, torch.Tensor]:
+    """Confidence-weighted segment and global terms of Eq. 18 (before the learnable weights).
+
+    segments: K (default ``cfg.segments``, which must then be a number)."""
     conf = sample_confidence(gate, mask)
     if cfg.detach_confidence:
         conf = conf.detach()
@@ -367,8 +465,11 @@ def cacl_terms(f_e: torch.Tensor, f_f: torch.Tensor, gate: torch.Tensor | None,
                              denominator=cfg.denominator)                          # Eq. 16
     if cfg.contrastive == "plain":
         return {"global": glob.mean(), "confidence": conf}
-    s_e, valid = segment_means(f_e, mask, cfg.segments)                            # Eq. 12-13
-    s_f, _ = segment_means(f_f, mask, cfg.segments)
+    k = segments if segments is not None else cfg.segments
+    if not isinstance(k, int):
+        raise ValueError(f"segments={k!r} must be resolved to a number first")
+    s_e, valid = segment_means(f_e, mask, k)                                       # Eq. 12-13
+    s_f, _ = segment_means(f_f, mask, k)
     seg = symmetric_infonce(s_e, s_f, cfg.tau, valid, cfg.denominator)             # Eq. 15
     return {"segment": (conf * seg.sum(dim=0)).mean(), "global": conf.mean() * glob.mean(),
             "confidence": conf}
@@ -389,10 +490,11 @@ def consistency_loss(z_p: torch.Tensor, z_f: torch.Tensor, tau: float,
 
 @dataclass
 class Trials:
-    """Trials as padded sequences. ``x``: two ``(N, T, D_m)`` tensors; ``mask`` ``(N, T)``;
-    ``pos`` ``(N, T)`` window positions in the Split (``-1`` = padding); ``y`` ``(N,)`` or None."""
+    """Trials as padded sequences. ``x``: EEG and face ``(N, T, D_m)`` tensors (``None`` for a
+    modality not used); ``mask`` ``(N, T)``; ``pos`` ``(N, T)`` window positions in the Split
+    (``-1`` = padding); ``y`` ``(N,)`` or None."""
 
-    x: tuple[torch.Tensor, torch.Tensor]
+    x: tuple[torch.Tensor | None, torch.Tensor | None]
     mask: torch.Tensor
     pos: np.ndarray
     y: torch.Tensor | None
@@ -400,20 +502,23 @@ class Trials:
     def __len__(self) -> int:
         return len(self.mask)
 
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self, idx: torch.Tensor
+              ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """Inputs of the trials ``idx``, cut to their longest valid length."""
         mask = self.mask[idx]
         n = int(mask.sum(dim=1).max())
-        return self.x[0][idx, :n], self.x[1][idx, :n], mask[:, :n]
+        x_e, x_f = (None if x is None else x[idx, :n] for x in self.x)
+        return x_e, x_f, mask[:, :n]
 
 
-def check_split(split: Split) -> None:
-    """Both modalities present and finite (the runner drops windows whose face is missing)."""
-    missing = [m for m in MODALITIES if m not in split.windows.names]
+def check_split(split: Split, modalities: Sequence[str] = MODALITIES) -> None:
+    """The ``modalities`` present and finite (the runner drops windows whose face is
+    missing)."""
+    missing = [m for m in modalities if m not in split.windows.names]
     if missing:
-        raise AffectlabError(f"dhcm_cacl needs modalities {', '.join(MODALITIES)}; "
+        raise AffectlabError(f"dhcm_cacl needs modalities {', '.join(modalities)}; "
                              f"missing: {', '.join(missing)} (use the data preset 'dhcm_cacl')")
-    for name in MODALITIES:
+    for name in modalities:
         x = split.windows.tensor(name)
         bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
         if bad.any():
@@ -445,6 +550,13 @@ def trial_labels(y: np.ndarray, layout: np.ndarray, n_classes: int) -> np.ndarra
     return counts.argmax(axis=1)
 
 
+def resolve_segments(segments: int | str, pool: Sequence[Split]) -> int:
+    """K of Eq. 12: a number, or ``"subjects"``: the subjects in the pre-training data."""
+    if isinstance(segments, int):
+        return segments
+    return len({s for part in pool for s in part.windows.meta["subject"].unique()})
+
+
 # =========================================================================== method
 
 class DHCMCACLConfig(MethodConfig):
@@ -453,7 +565,11 @@ class DHCMCACLConfig(MethodConfig):
     d_state: int = Field(32, ge=1, description="SSM state dimension d_s (Eq. 4)")
     levels: int = Field(3, ge=1, le=5, description="hierarchical levels L (Eq. 7-11)")
     heads: int = Field(9, ge=1, description="attention heads (Eq. 19)")
-    ssm_hidden: int = Field(64, ge=1, description="hidden width of the MLP of Eq. 4")
+    modalities: list[Literal["eeg", "face_au"]] = Field(
+        default_factory=lambda: list(MODALITIES), description="eeg and / or face_au (Table 3's "
+        "single-modality rows: one of them; no cross-modal pre-training then)")
+    ssm_hidden: int = Field(1024, ge=1, description="hidden width of the MLP of Eq. 4 (the "
+                            "paper's feed-forward width of the DHCM module, 1024)")
     diffusion_steps: int = Field(3, ge=0)
     diffusion_kernel: int = Field(3, ge=3, description="odd temporal kernel of Eq. 1")
     rho: float = Field(0.99, gt=0, lt=1, description="spectral-norm bound of A_t")
@@ -461,7 +577,9 @@ class DHCMCACLConfig(MethodConfig):
         "auto", description="affine scan of Eq. 6 (auto: sequential on CPU, chunked on GPU)")
     scan_chunk: int | None = Field(None, ge=1, description="chunk length of the chunked scan "
                                                            "(default ceil(sqrt(T)))")
-    ffn: int = Field(1024, ge=1, description="feed-forward width (transformer encoder)")
+    ffn: int | Literal["matched"] = Field(
+        "matched", description="feed-forward width of the transformer ablation; matched: the "
+        "width that gives it about the DHCM encoder's parameter count")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout (transformer encoder)")
     # ablations (Tables 4-5, Figure 4)
     encoder: Literal["dhcm", "transformer"] = "dhcm"
@@ -471,8 +589,9 @@ class DHCMCACLConfig(MethodConfig):
     transition: Literal["dynamic", "static", "random"] = "dynamic"
     forget_gate: bool = True
     # CACL (Eq. 12-18)
-    segments: int = Field(18, ge=1, description="K temporal segments (paper: number of "
-                                                "subjects, DEAP 18, MAHNOB-HCI 24)")
+    segments: int | Literal["subjects"] = Field(
+        18, description="K temporal segments (paper: the number of subjects, DEAP 18, MAHNOB-HCI "
+        "24; 'subjects': the number of subjects in the fold's pre-training data)")
     tau: float = Field(0.07, gt=0)
     denominator: Literal["all", "negatives"] = "all"
     detach_confidence: bool = True
@@ -501,6 +620,13 @@ class DHCMCACLConfig(MethodConfig):
             raise ValueError(f"d_model={self.d_model} is not a multiple of heads={self.heads}")
         if self.diffusion_kernel % 2 == 0:
             raise ValueError("diffusion_kernel must be odd")
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be eeg and / or face_au once each, got "
+                             f"{self.modalities}")
+        if isinstance(self.segments, int) and self.segments < 1:
+            raise ValueError("segments must be >= 1")
+        if isinstance(self.ffn, int) and self.ffn < 1:
+            raise ValueError("ffn must be >= 1")
         return self
 
 
@@ -518,17 +644,20 @@ class DHCMCACL(Method):
         # every level fine-tuned (see fast), the best validation epoch kept, early stopping.
         # LOSO on 8 synthetic DEAP subjects, first 3 folds, balanced accuracy: lr 3e-3 0.773,
         # lr 1e-3 0.845, logreg on the same inputs 0.830; about 60 CPU s per fold (1 thread).
-        "default": {"d_model": 72, "d_state": 32, "ssm_hidden": 64, "ffn": 256, "segments": 4,
+        "default": {"d_model": 72, "d_state": 32, "ssm_hidden": 64, "segments": 4,
                     "lr": 1e-3, "batch_size": 16, "pretrain_epochs": 40,
                     "finetune_epochs": 100, "patience": 15, "freeze_levels": 0},
+        # paper: Sec. "Implementation Details"; K = 18 subjects on DEAP, 24 on MAHNOB-HCI
         "paper": {},
+        "paper_mahnob": {"segments": 24},
         # fast: seconds on CPU. Pre-training on a few dozen trials gives no features worth
         # freezing (measured on synthetic DEAP: freezing two levels costs ~8 accuracy points),
         # so the fast preset fine-tunes every level; the paper preset freezes two.
-        "fast": {"d_model": 36, "d_state": 16, "ssm_hidden": 32, "segments": 4, "ffn": 64,
+        "fast": {"d_model": 36, "d_state": 16, "ssm_hidden": 32, "segments": 4,
                  "lr": 3e-3, "pretrain_epochs": 15, "finetune_epochs": 30, "batch_size": 16,
                  "freeze_levels": 0},
     }
+    dataset_presets = {("paper", "mahnob"): "paper_mahnob"}
     data_presets = {"deap": "dhcm_cacl", "mahnob": "dhcm_cacl"}
     self_supervised = True
     protocols = ("subject_dependent", "loso", "subject_kfold", "label_ratio")
@@ -536,14 +665,31 @@ class DHCMCACL(Method):
             "options": {}}
     config: DHCMCACLConfig
 
+    @classmethod
+    def used_modalities(cls, config: dict, names: Sequence[str]) -> list[str]:
+        return [name for name in config["modalities"] if name in names]
+
+    @property
+    def modalities(self) -> list[str]:
+        """The configured modalities in the fixed order EEG, face."""
+        return [m for m in MODALITIES if m in self.config.modalities]
+
+    @property
+    def cross_modal(self) -> bool:
+        """Both modalities: the CACL pre-training and the Eq. 28 term exist."""
+        return len(self.modalities) == 2
+
     # ------------------------------------------------------------------ data
     def _trials(self, split: Split, labelled: bool) -> Trials:
-        check_split(split)
+        check_split(split, self.modalities)
         layout = trial_layout(split.windows.meta)
         flat = torch.as_tensor(np.where(layout >= 0, layout, 0).reshape(-1))
         mask = torch.as_tensor(layout >= 0)
-        xs = []
+        xs: list[torch.Tensor | None] = []
         for m, name in enumerate(MODALITIES):
+            if name not in self.modalities:
+                xs.append(None)
+                continue
             x = split.windows.tensor(name).reshape(len(split), -1)
             x = (x - self.mean_[m]) / self.std_[m]
             x = x[flat].reshape(*layout.shape, -1) * mask[..., None]
@@ -557,6 +703,10 @@ class DHCMCACL(Method):
         """Per-feature mean / std over the training windows (labelled and unlabelled)."""
         self.mean_, self.std_ = [], []
         for name in MODALITIES:
+            if name not in self.modalities:
+                self.mean_.append(None)
+                self.std_.append(None)
+                continue
             x = torch.cat([p.windows.tensor(name).reshape(len(p), -1) for p in parts])
             self.mean_.append(x.mean(dim=0))
             self.std_.append(x.std(dim=0).clamp_min(1e-6))
@@ -569,7 +719,8 @@ class DHCMCACL(Method):
             return F.pad(t, (0, 0, 0, n - t.shape[1])) if t.dim() == 3 else \
                 F.pad(t, (0, n - t.shape[1]))
 
-        x = tuple(torch.cat([pad(p.x[m]) for p in parts]) for m in range(2))
+        x = tuple(None if parts[0].x[m] is None else torch.cat([pad(p.x[m]) for p in parts])
+                  for m in range(2))
         mask = torch.cat([pad(p.mask) for p in parts])
         return Trials(x, mask, np.zeros((len(mask), 0), np.int64), None)
 
@@ -582,11 +733,11 @@ class DHCMCACL(Method):
         encoder = self._build_encoder(labelled)
         self.history_: dict[str, list[float]] = {"pretrain": [], "finetune": [], "val": []}
         frozen_copy, self.frozen_parts_ = None, []
-        n_total = cfg.finetune_epochs + (cfg.pretrain_epochs if cfg.pretrain else 0)
-        if cfg.pretrain and cfg.pretrain_epochs > 0:
+        n_total = cfg.finetune_epochs + (cfg.pretrain_epochs if self._pretrains() else 0)
+        if self._pretrains():
             self._pretrain_stage(encoder, labelled, pool, generator, n_total)
             frozen_copy = copy.deepcopy(encoder).requires_grad_(False).eval()
-            self.frozen_parts_ = encoder.freeze(min(cfg.freeze_levels, cfg.levels - 1))
+            self.frozen_parts_ = encoder.freeze(cfg.freeze_levels)
         self.model_ = FineTuneModel(encoder, self.n_classes, cfg).to(self.device)
         self.frozen_encoder_ = frozen_copy
         self._finetune(labelled, val_trials, generator, n_total)
@@ -599,7 +750,7 @@ class DHCMCACL(Method):
         generator = seed_everything(self.seed)
         pool = [train] + ([unlabeled] if unlabeled is not None and len(unlabeled) else [])
         for part in pool:
-            check_split(part)
+            check_split(part, self.modalities)
         self._fit_scaler(pool)
         trials = self._trials(train, labelled=labelled)
         if len(trials) < 2:
@@ -607,14 +758,24 @@ class DHCMCACL(Method):
             raise AffectlabError(f"dhcm_cacl needs at least 2 {kind} trials, got {len(trials)}")
         return generator, pool, trials
 
+    def _pretrains(self) -> bool:
+        """Whether ``fit`` runs the CACL stage: asked for, and both modalities present (CACL
+        contrasts EEG with face; a single-modality run is fine-tuned from scratch)."""
+        cfg = self.config
+        if cfg.pretrain and cfg.pretrain_epochs > 0 and not self.cross_modal:
+            log.info("dhcm_cacl: modalities=%s: no cross-modal pre-training (CACL needs EEG "
+                     "and face)", self.modalities)
+        return cfg.pretrain and cfg.pretrain_epochs > 0 and self.cross_modal
+
     def _build_encoder(self, trials: Trials) -> Encoder:
-        dims = (trials.x[0].shape[-1], trials.x[1].shape[-1])
+        dims = tuple(None if x is None else x.shape[-1] for x in trials.x)
         return Encoder(*dims, self.config).to(self.device)
 
     def _pretrain_stage(self, encoder: Encoder, trials: Trials, pool: list[Split],
                         generator: torch.Generator, n_total: int) -> None:
         """Stage 1 on the training trials plus the unlabelled part's trials (no labels)."""
         unlabelled = [trials] + [self._trials(p, labelled=False) for p in pool[1:]]
+        self.segments_ = resolve_segments(self.config.segments, pool)
         self.loss_weights_ = LossWeights(2).to(self.device)
         self._pretrain(encoder, self._concat(unlabelled), generator, n_total)
 
@@ -622,7 +783,8 @@ class DHCMCACL(Method):
                          pretrain: bool = True) -> list[np.ndarray]:
         """Per window, the pre-trained encoder's outputs at that window's time step of its
         trial sequence, ``[F_eeg, F_face]`` (Eq. 7-11 after the final LayerNorms; what the
-        fine-tuning stage's attention gating reads): ``(n, 2 * d_model)``.
+        fine-tuning stage's attention gating reads): ``(n, 2 * d_model)`` (``(n, d_model)``
+        with one modality, which has no pre-training: random initialisation either way).
 
         Inputs are z-scored with the training pool's statistics (``train`` and ``unlabeled``,
         as ``fit``). ``pretrain``: the encoder after the CACL stage alone (Eq. 1-18, as ``fit``
@@ -637,20 +799,20 @@ class DHCMCACL(Method):
         generator, pool, trials = self._setup(train, unlabeled, labelled=False)
         encoder = self._build_encoder(trials)
         self.history_ = {"pretrain": [], "finetune": [], "val": []}
-        if pretrain and cfg.pretrain_epochs > 0:
+        if pretrain and cfg.pretrain_epochs > 0 and self.cross_modal:
             self._pretrain_stage(encoder, trials, pool, generator, cfg.pretrain_epochs)
         encoder.eval()
         out = []
         for part in parts:
-            for name in MODALITIES:
+            for name in self.modalities:
                 if name not in part.windows.names:
-                    check_split(part)                     # raises: names the missing ones
+                    check_split(part, self.modalities)    # raises: names the missing ones
             complete = np.ones(len(part), bool)
-            for name in MODALITIES:
+            for name in self.modalities:
                 x = part.windows.tensor(name).reshape(len(part), -1)
                 complete &= torch.isfinite(x).all(dim=1).numpy()
             rows = np.flatnonzero(complete)
-            feats = np.full((len(part), 2 * cfg.d_model), np.nan)
+            feats = np.full((len(part), len(self.modalities) * cfg.d_model), np.nan)
             if len(rows):
                 data = self._trials(Split(part.windows.subset(rows), None, part.modalities),
                                     labelled=False)
@@ -658,7 +820,8 @@ class DHCMCACL(Method):
                 with torch.no_grad():
                     for idx in minibatches(len(data), 256, shuffle=False, device=self.device):
                         x_e, x_f, mask = data.batch(idx)
-                        f = torch.cat(encoder(x_e, x_f, mask)[:2], dim=-1)
+                        f = torch.cat([f for f in encoder(x_e, x_f, mask)[:2] if f is not None],
+                                      dim=-1)
                         steps.append(F.pad(f, (0, 0, 0, data.mask.shape[1] - mask.shape[1])))
                 per_step = torch.cat(steps).cpu().numpy()
                 valid = data.pos >= 0
@@ -670,7 +833,7 @@ class DHCMCACL(Method):
                       mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. 1-18 on one batch of sequences: total loss and its terms."""
         f_e, f_f, gate = encoder(x_e, x_f, mask)
-        terms = cacl_terms(f_e, f_f, gate, mask, self.config)
+        terms = cacl_terms(f_e, f_f, gate, mask, self.config, getattr(self, "segments_", None))
         if self.config.contrastive == "plain":
             return terms["global"], terms
         return self.loss_weights_([terms["segment"], terms["global"]]), terms      # Eq. 18
@@ -707,10 +870,10 @@ class DHCMCACL(Method):
             loss = loss + cfg.lambda_evd * terms["evd"]
         if self.frozen_encoder_ is not None and cfg.lambda_contrast > 0:          # Eq. 28
             with torch.no_grad():
-                ref = self.frozen_encoder_(x_e, x_f, mask)[:2]
+                ref = [f for f in self.frozen_encoder_(x_e, x_f, mask)[:2] if f is not None]
             terms["contrast"] = sum(consistency_loss(masked_mean(p, mask), masked_mean(f, mask),
                                                      cfg.tau, cfg.denominator)
-                                    for p, f in zip(ref, out["features"], strict=True)) / 2
+                                    for p, f in zip(ref, out["features"], strict=True)) / len(ref)
             loss = loss + cfg.lambda_contrast * terms["contrast"]
         return loss, terms                                                         # Eq. 29
 
@@ -773,9 +936,10 @@ class DHCMCACL(Method):
         for idx in minibatches(len(data), 256, shuffle=False, device=self.device):
             x_e, x_f, mask = data.batch(idx)
             out = self.model_(x_e, x_f, mask)
-            f_e, f_f = out["features"]
-            out["fad"] = masked_mean(F.cosine_similarity(f_e, f_f, dim=-1)[..., None],
-                                     mask)[:, 0]
+            if len(out["features"]) == 2:
+                f_e, f_f = out["features"]
+                out["fad"] = masked_mean(F.cosine_similarity(f_e, f_f, dim=-1)[..., None],
+                                         mask)[:, 0]
             out["aligned"] = F.pad(out["aligned"], (0, 0, 0, data.mask.shape[1] - mask.shape[1]))
             for k in keys:
                 if k in out:
@@ -798,9 +962,10 @@ class DHCMCACL(Method):
         probs[order] = out["log_probs"].exp().cpu().numpy()[rows]
         uncertainty[order] = out["uncertainty"].cpu().numpy()[rows]
         embeddings[order] = out["aligned"].cpu().numpy()[valid]
-        extras = {"fad": float(out["fad"].mean())}
+        extras = {"fad": float(out["fad"].mean())} if "fad" in out else {}
         if "u_modal" in out:
-            extras.update(uncertainty_eeg=float(out["u_modal"][:, 0].mean()),
-                          uncertainty_face=float(out["u_modal"][:, 1].mean()))
+            names = {"eeg": "uncertainty_eeg", "face_au": "uncertainty_face"}
+            extras.update({names[m]: float(out["u_modal"][:, k].mean())
+                           for k, m in enumerate(self.modalities)})
         return Predictions(probs / probs.sum(axis=1, keepdims=True), uncertainty, embeddings,
                            extras=extras)
