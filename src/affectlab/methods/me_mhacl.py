@@ -538,10 +538,29 @@ class MEMHACL(Method):
         """Eq. 4-12 for the 2P groups ``(2P, Q, C, M)``."""
         n_groups, q = groups.shape[:2]
         h = self.encoder_(groups.flatten(0, 1)).unflatten(0, (n_groups, q))   # Eq. 4
-        z = self.projector_(h)                                                # Eq. 5-8
-        p = n_groups // 2
-        loss = nt_xent(z[:p], z[p:], self.config.temperature)                 # Eq. 9-12
+        return self.contrastive_loss(self.projector_(h))                      # Eq. 5-8
+
+    def contrastive_loss(self, z: torch.Tensor) -> torch.Tensor:
+        """Eq. 9-12 over the group vectors ``(2P, H)`` (A groups first); ``official``: the sum
+        of the two directions (SGMC), twice the mean."""
+        p = len(z) // 2
+        loss = nt_xent(z[:p], z[p:], self.config.temperature)
         return 2 * loss if self.config.official else loss
+
+    def pretrain_optimiser(self) -> torch.optim.Adam:
+        """Adam over ``f`` and ``g`` at ``pretrain_lr``."""
+        return _adam([*self.encoder_.parameters(), *self.projector_.parameters()],
+                     self.config.pretrain_lr)
+
+    def pretrain_step(self, x: torch.Tensor, idx: torch.Tensor, c: int,
+                      optimiser: torch.optim.Optimizer) -> torch.Tensor:
+        """One pre-training iteration on the windows ``x[idx]`` with split point ``c``
+        (Algorithm 1 lines 6-11); returns the detached loss."""
+        loss = self.group_loss(self.augment(x, idx, c))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        return loss.detach()
 
     # ------------------------------------------------------------------ training
     def fit(self, train: Split, unlabeled: Split | None = None,
@@ -626,8 +645,7 @@ class MEMHACL(Method):
             log.warning("me_mhacl: no stimulus clip has 2Q=%d subjects; pre-training skipped",
                         2 * cfg.Q)
             return
-        params = [*self.encoder_.parameters(), *self.projector_.parameters()]
-        optimiser = _adam(params, cfg.pretrain_lr)
+        optimiser = self.pretrain_optimiser()
         n_epochs = cfg.pretrain_epochs + cfg.finetune_epochs
         self.encoder_.train()
         self.projector_.train()
@@ -636,11 +654,7 @@ class MEMHACL(Method):
             batches = sampler.epoch(generator)
             for idx in batches:
                 c = draw_split(x.shape[-1], generator, cfg.official)
-                loss = self.group_loss(self.augment(x, idx.to(self.device), c))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += loss.detach()
+                total += self.pretrain_step(x, idx.to(self.device), c, optimiser)
             mean_loss = float(total) / len(batches)
             self.report_epoch(epoch, n_epochs, pretrain_loss=mean_loss)
         self.extras_["pretrain_loss"] = mean_loss
