@@ -152,18 +152,31 @@ class ProcessExecutor(Executor):
                                  initargs=(tasks[0].config["threads"],)) as pool:
             running: dict[Future, int] = {pool.submit(run_task, t): i
                                           for i, t in enumerate(tasks)}
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    i = running.pop(future)
-                    error = future.exception()
-                    if error is None:
-                        done(tasks[i], future.result())
-                    elif attempts[i] < self.retries:
-                        attempts[i] += 1
-                        running[pool.submit(run_task, tasks[i])] = i
-                    else:
-                        failed(tasks[i], "".join(traceback.format_exception(error)))
+            try:
+                while running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        i = running.pop(future)
+                        error = future.exception()
+                        if error is None:
+                            done(tasks[i], future.result())
+                        elif attempts[i] < self.retries:
+                            attempts[i] += 1
+                            running[pool.submit(run_task, tasks[i])] = i
+                        else:
+                            failed(tasks[i], "".join(traceback.format_exception(error)))
+            except KeyboardInterrupt:
+                _stop(pool)
+                raise
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Ctrl-C: drop the queued folds and end the workers (finished folds stay on disk; a fold
+    being written is written atomically, so it is either complete or absent)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 EXECUTORS = {"local": LocalExecutor, "process": ProcessExecutor}

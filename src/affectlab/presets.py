@@ -34,10 +34,11 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from affectlab import features as feat
 from affectlab import signal as sig
@@ -51,7 +52,7 @@ from affectlab.datasets.base import (
     Stream,
 )
 from affectlab.datasets.channels import DEAP_EEG
-from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError
+from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError, config_error
 
 log = logging.getLogger("affectlab.presets")
 CACHE_VERSION = 2
@@ -190,6 +191,68 @@ def plan_raw(dataset: str, opts: dict) -> dict[str, dict[str, Any]]:
     return {m: {"form": "raw", "source": m} for m in streams}
 
 
+# --------------------------------------------------------------------------- option schema
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _band(edges: tuple[float, float]) -> tuple[float, float]:
+    if not 0 <= edges[0] < edges[1]:
+        raise ValueError(f"a band is [low, high] Hz with 0 <= low < high, got {list(edges)}")
+    return edges
+
+
+def _passband(edges: tuple[float | None, float | None]) -> tuple[float | None, float | None]:
+    low, high = edges
+    if any(edge is not None and edge <= 0 for edge in edges) or (
+            low is not None and high is not None and low >= high):
+        raise ValueError(f"a pass band is [low, high] Hz with 0 < low < high (either may be "
+                         f"null), got {list(edges)}")
+    return edges
+
+
+Band = Annotated[tuple[Finite, Finite], AfterValidator(_band)]
+Passband = Annotated[tuple[Finite | None, Finite | None], AfterValidator(_passband)]
+
+
+class DataOptions(BaseModel):
+    """Every data option a preset may take (``--set data.<option>=value``), with its type and
+    range. A preset's ``defaults`` say which of them it takes; the preset-specific ones
+    (``eeg_channels``, ``slow_bandpass``) default to None here."""
+
+    model_config = ConfigDict(extra="forbid")
+    window_s: Seconds | None = Field(description="window length in s (default 1; 4 on SEED-IV "
+                                     "and SEED-V)")
+    stride_s: Seconds | None = Field(description="window step in s (default: window_s)")
+    bands: dict[str, Band] = Field(min_length=1, description="EEG bands: name -> [low, high] Hz")
+    baseline: Literal["mean", "template", "none"]
+    bandpass: Passband | None = Field(description="[low, high] Hz band-pass of the signals")
+    resample: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        description="sampling rate (Hz) the signals are resampled to")
+    eeg_source: Literal["released", "raw"]
+    released_eeg: str = Field(min_length=1, description="released EEG feature set (SEED "
+                              "family), e.g. de_LDS, de_movingAve")
+    nan_policy: Literal[NAN_POLICIES]  # type: ignore[valid-type]
+    face_dir: str | None
+    psd_log: bool
+    face_step_s: Seconds
+    subjects: list[Annotated[int, Field(ge=1)]] | None = Field(
+        min_length=1, description="subject numbers to read, e.g. [1, 2] (default: all)")
+    eeg_channels: list[str] | None = Field(None, min_length=1)
+    slow_bandpass: Passband | None = None
+
+
+def validate_data_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against :class:`DataOptions` (types and ranges) and returned with
+    their validated values; errors name ``data.<option>``, the value and what is allowed."""
+    try:
+        checked = DataOptions.model_validate(options)
+    except ValidationError as exc:
+        raise config_error(exc.errors(), "data", DataOptions) from None
+    return checked.model_dump(include=set(options))
+
+
 _COMMON = {"window_s": None, "stride_s": None, "bands": dict(feat.DEFAULT_BANDS),
            "baseline": "mean", "bandpass": None, "resample": None, "eeg_source": "released",
            "released_eeg": "de_LDS", "nan_policy": DEFAULT_NAN_POLICY, "face_dir": None,
@@ -238,14 +301,24 @@ def resolve_options(preset: Preset, dataset: str, overrides: dict[str, Any] | No
         if key not in opts:
             raise ConfigError(f"data.{key}", f"unknown data option; valid: {', '.join(opts)}")
         opts[key] = value
+    opts = validate_data_options(opts)
     if opts["window_s"] is None:
         opts["window_s"] = DEFAULT_WINDOW_S.get(dataset, 1.0)
     if opts["stride_s"] is None:
         opts["stride_s"] = opts["window_s"]
-    if opts["nan_policy"] not in NAN_POLICIES:
-        raise ConfigError("data.nan_policy", f"got {opts['nan_policy']!r}; allowed: "
-                                             f"{', '.join(NAN_POLICIES)}")
     return opts
+
+
+def check_data_options(dataset: str, preset: str,
+                       options: dict[str, Any] | None) -> dict[str, Any]:
+    """The resolved options of ``preset`` on ``dataset``; an unknown dataset or preset, a preset
+    that does not support the dataset, or a bad option raises here, before any file is read."""
+    spec = get_spec(dataset)
+    chosen = get_preset(preset)
+    if spec.name not in chosen.datasets:
+        raise ConfigError("preset", f"preset '{preset}' does not support {spec.name}; it "
+                                    f"supports {', '.join(chosen.datasets)}")
+    return resolve_options(chosen, spec.name, options)
 
 
 # --------------------------------------------------------------------------- computing forms
@@ -279,12 +352,21 @@ def _prepared_stimulus(stream: Stream, opts: dict, form: dict) -> tuple[np.ndarr
 def _stream_windows(stream: Stream, grid: _Grid, opts: dict, form: dict) -> np.ndarray:
     """``(n_windows, channels, samples)`` of the stimulus part on the grid."""
     data, sfreq = _prepared_stimulus(stream, opts, form)
-    length = int(round(grid.window_s * sfreq))
+    length = _samples("window_s", grid.window_s, sfreq)
     starts = np.round(grid.starts * sfreq).astype(int)
     if len(starts) and starts[-1] + length > data.shape[-1]:
         raise DatasetFormatError("(recording)", "stream shorter than the window grid")
     idx = starts[:, None] + np.arange(length)[None, :]
     return np.ascontiguousarray(np.moveaxis(data[:, idx], 1, 0))
+
+
+def _samples(option: str, seconds: float, sfreq: float) -> int:
+    """``seconds`` in samples at ``sfreq``; less than one sample is refused, naming the option."""
+    count = int(round(seconds * sfreq))
+    if count < 1:
+        raise ConfigError(f"data.{option}", f"got {seconds}; less than one sample at "
+                                            f"{sfreq:g} Hz (allowed: at least {1 / sfreq:g} s)")
+    return count
 
 
 def _grid_for(rec: Recording, first: dict, opts: dict) -> _Grid:
@@ -294,6 +376,8 @@ def _grid_for(rec: Recording, first: dict, opts: dict) -> _Grid:
     sources = first.get("sources") or [first["source"]]
     stream = rec.streams[sources[0]]
     n_samples = stream.n_times - int(round(stream.onset_s * stream.sfreq))
+    for option in ("window_s", "stride_s"):
+        _samples(option, opts[option], stream.sfreq)
     count = sig.n_windows(n_samples, stream.sfreq, opts["window_s"], opts["stride_s"])
     return _Grid(np.arange(count) * opts["stride_s"], opts["window_s"])
 
@@ -409,12 +493,8 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
     is absent, windows with non-finite or untracked values) and
     ``description["trials_without_windows"]`` (trials that produce no window, by reason).
     """
-    spec = get_spec(dataset)
-    chosen = get_preset(preset)
-    if spec.name not in chosen.datasets:
-        raise ConfigError("preset", f"preset '{preset}' does not support {spec.name}; it "
-                                    f"supports {', '.join(chosen.datasets)}")
-    opts = resolve_options(chosen, spec.name, options)
+    opts = check_data_options(dataset, preset, options)
+    spec, chosen = get_spec(dataset), get_preset(preset)
     plan = chosen.plan(spec.name, opts)
     builder = _Builder(plan, opts)
     tracker = _progress(progress, f"{spec.name}/{preset}")
@@ -424,6 +504,10 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
     tracker.close()
     if builder.skipped:
         log.warning("%s: trials without windows: %s", spec.name, builder.skipped)
+    if not builder.rows and builder.skipped and all(
+            reason.startswith("shorter than") for reason in builder.skipped):
+        raise ConfigError("data.window_s", f"got {opts['window_s']}; longer than the stimulus "
+                                           f"part of every trial of {spec.name}")
     if not builder.rows:
         raise DatasetFormatError(spec.name, "no windows produced",
                                  "recordings with at least one whole window")
@@ -594,9 +678,8 @@ def prepare(dataset: str, root: str | Path, preset: str = "default",
     modality plan, so a changed file, option or plan builds a new entry; the options are saved
     beside the tensors.
     """
-    spec = get_spec(dataset)
-    chosen = get_preset(preset)
-    opts = resolve_options(chosen, spec.name, options)
+    opts = check_data_options(dataset, preset, options)
+    spec, chosen = get_spec(dataset), get_preset(preset)
     root = Path(root)
     reader_opts = _reader_options(spec, chosen, opts)
     if not use_cache:

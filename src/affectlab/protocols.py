@@ -14,10 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
@@ -26,7 +34,7 @@ from sklearn.model_selection import (
     StratifiedGroupKFold,
 )
 
-from affectlab.errors import ConfigError, ProtocolError
+from affectlab.errors import ConfigError, ProtocolError, config_error
 from affectlab.registry import Registry
 
 # The papers' fixed within-subject trial splits (M2S): first n trials of a session train.
@@ -37,6 +45,63 @@ FIXED_TRAIN_TRIALS = {"seed": 9, "seed_iv": 16, "seed_v": 10}
 # learns who a subject is scores well on held-out trials of known subjects but not on new ones).
 COMMON_OPTIONS: dict[str, Any] = {"val_fraction": 0.2, "val_by": "trial", "seed": 0,
                                   "on_missing_class": "error"}
+
+
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Direction = Annotated[str, Field(pattern=r"^\w+->\w+$")]
+
+
+class ProtocolOptions(BaseModel):
+    """Every protocol option (``--set protocol.<option>=value``) with its type and range. A
+    protocol's ``options`` (and :data:`COMMON_OPTIONS`) say which it takes and their defaults;
+    the defaults here are placeholders, never used."""
+
+    model_config = ConfigDict(extra="forbid")
+    val_fraction: Fraction = Field(0.2, description="share of the training trials (or subjects) "
+                                   "held out for validation")
+    val_by: Literal["trial", "subject"] = "trial"
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of the splits (default: the run's)")
+    on_missing_class: Literal["error", "skip", "train"] = "error"
+    split: Literal["kfold", "fixed"] = "kfold"
+    n_splits: int = Field(5, ge=2)
+    train_trials: int | None = Field(None, ge=1)
+    per_session: bool = True
+    per_subject: bool = False
+    base: str = "subject_dependent"
+    modalities: list[str] | None = Field(None, min_length=2, max_length=2)
+    directions: Literal["all"] | list[Direction] = Field("all", min_length=1)
+    ratio: float = Field(0.2, gt=0, le=1, allow_inf_nan=False)
+    test_size: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)
+    val_size: Fraction = 0.15
+    n_repeats: int = Field(5, ge=1)
+    unit: Literal["window", "clip"] = "window"
+
+    @field_validator("base")
+    @classmethod
+    def _plain_split(cls, name: str) -> str:
+        plain = [n for n, protocol in PROTOCOLS.items() if "base" not in protocol.options]
+        if name not in plain:
+            raise ValueError(f"allowed: {', '.join(plain)}")
+        return name
+
+    @field_validator("val_size")
+    @classmethod
+    def _held_out_below_one(cls, val_size: float, info: ValidationInfo) -> float:
+        test_size = info.data.get("test_size")
+        if test_size is not None and test_size + val_size >= 1:
+            raise ValueError(f"test_size + val_size must be below 1, got {test_size} + "
+                             f"{val_size}")
+        return val_size
+
+
+def validate_protocol_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against :class:`ProtocolOptions` and returned with their validated
+    values; errors name ``protocol.<option>``, the value and what is allowed."""
+    try:
+        checked = ProtocolOptions.model_validate(options)
+    except ValidationError as exc:
+        raise config_error(exc.errors(), "protocol", ProtocolOptions) from None
+    return checked.model_dump(include=set(options))
 
 
 @dataclass
@@ -76,10 +141,14 @@ class Protocol:
             raise ConfigError(f"protocol.{sorted(unknown)[0]}",
                               f"unknown option for {self.name}; valid: {', '.join(valid)}")
         self.dataset = dataset
-        self.opts = {**self.options, **COMMON_OPTIONS, **options}
-        if self.opts["val_by"] not in ("trial", "subject"):
-            raise ConfigError("protocol.val_by", f"got {self.opts['val_by']!r}; allowed: "
-                                                 "trial, subject")
+        self.opts = validate_protocol_options({**self.options, **COMMON_OPTIONS, **options})
+        self.check()
+
+    def check(self) -> None:
+        """Checks of the options that need no data (run when the protocol is created); the
+        base split of a composite protocol is created, so its own options are checked too."""
+        if "base" in self.opts:
+            self._base_protocol()
 
     # scikit-learn compatibility: split(X, y, groups) -> (train, test) index pairs
     def split(self, meta: pd.DataFrame, y: np.ndarray | None = None,
@@ -126,6 +195,10 @@ class Protocol:
                                 "subject; val_by=subject needs at least 2 (use val_by=trial)")
         if len(np.unique(groups)) < 2:
             return train, np.empty(0, np.int64)
+        n_groups = len(np.unique(groups))
+        if np.ceil(fraction * n_groups) >= n_groups:
+            raise ProtocolError(f"{self.name}: protocol.val_fraction={fraction} leaves no "
+                                f"training {by} in fold {fold} ({n_groups} {by}s to split)")
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction,
                                      random_state=int(self.opts["seed"]))
         keep, val = next(splitter.split(train, y[train], groups))
@@ -153,6 +226,12 @@ class SubjectDependent(Protocol):
               "first-n-trials split (SEED 9:6, SEED-IV 16:8, SEED-V 10:5)"
     options = {"split": "kfold", "n_splits": 5, "train_trials": None, "per_session": True}
 
+    def check(self) -> None:
+        if self.opts["split"] == "fixed" and not (self.opts["train_trials"]
+                                                   or FIXED_TRAIN_TRIALS.get(self.dataset)):
+            raise ConfigError("protocol.train_trials", f"no fixed trial split is known for "
+                              f"{self.dataset}; give protocol.train_trials=N")
+
     def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
         keys = ["subject", "session"] if self.opts["per_session"] else ["subject"]
         for key, rows in meta.groupby(keys, sort=True).indices.items():
@@ -178,7 +257,7 @@ class SubjectDependent(Protocol):
         n_splits = int(self.opts["n_splits"])
         if len(np.unique(trials)) < n_splits:
             raise ProtocolError(f"subject_dependent: {label} has {len(np.unique(trials))} "
-                                f"trials, fewer than n_splits={n_splits}")
+                                f"trials, fewer than protocol.n_splits={n_splits}")
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
                                         random_state=int(self.opts["seed"]))
         for k, (tr, te) in enumerate(splitter.split(rows, y[rows], trials)):
@@ -254,6 +333,10 @@ class StimulusKFold(Protocol):
 
     def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
         stimuli = meta["stimulus"].to_numpy()
+        n_splits, n_stimuli = int(self.opts["n_splits"]), len(np.unique(stimuli))
+        if n_stimuli < n_splits:
+            raise ProtocolError(f"stimulus_kfold: {n_stimuli} stimuli, fewer than "
+                                f"protocol.n_splits={n_splits}")
         for k, (tr, te) in enumerate(GroupKFold(n_splits=int(self.opts["n_splits"])).split(
                 meta, groups=stimuli)):
             yield self._fold(f"fold{k}", meta, y, tr, te)
@@ -266,6 +349,12 @@ class CrossModal(Protocol):
               "leak-free base split"
     options = {"base": "subject_dependent", "modalities": None, "directions": "all",
                "split": "fixed", "n_splits": 5, "train_trials": None, "per_session": True}
+
+    def check(self) -> None:
+        if not self.opts["modalities"]:
+            raise ConfigError("protocol.modalities", "cross_modal needs two modalities, e.g. "
+                                                     "--set protocol.modalities=[eeg,eye]")
+        super().check()
 
     def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
         pair = self.opts["modalities"]

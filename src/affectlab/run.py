@@ -8,10 +8,14 @@ with a ``metrics.json`` is finished and is never redone), ``summary.json``, ``su
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import affectlab
 from affectlab import evaluation
 from affectlab.data import WindowSet
-from affectlab.errors import AffectlabError, ConfigError
+from affectlab.errors import AffectlabError, ConfigError, config_error
 from affectlab.labels import Labels, default_scheme, make_labels
 from affectlab.methods import METHODS, Method, Predictions, Split, build_config
 from affectlab.protocols import PROTOCOLS, Fold, check_classes, create_protocol
@@ -34,13 +38,15 @@ from affectlab.training import pick_device
 log = logging.getLogger("affectlab.run")
 data_log = logging.getLogger("affectlab.data")   # no handler: warnings reach stderr
 OPTION_GROUPS = ("method", "protocol", "data")
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+LOCK_FILE = ".lock"
 
 
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scheme: str | None = Field(None, description="label scheme (default: native for the SEED "
                                "family, binary_valence for rating datasets)")
-    threshold: float | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False)
     inclusive: bool | None = Field(None, description="a rating equal to the threshold is high "
                                    "(>=) instead of low (>); default: the method's reading "
                                    "(e.g. SGMC's >= under me_mhacl official=true), else false")
@@ -66,9 +72,11 @@ class RunConfig(BaseModel):
     preset: str | None = Field(None, description="data preset (default: the method's)")
     method_preset: str = Field("default", description="method hyper-parameters: default | "
                                "paper | fast (a smoke test)")
-    modalities: list[str] | None = Field(None, description="modalities to use (default: all)")
-    seed: int = 0
-    device: str = "auto"
+    modalities: list[str] | None = Field(None, min_length=1,
+                                         description="modalities to use (default: all)")
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of the methods and (unless "
+                      "protocol.seed is given) of the splits")
+    device: str = Field("auto", description=f"one of {DEVICES}")
     threads: int = Field(1, ge=1, description="torch threads per worker process")
     report_oracle: bool = False
     max_folds: int | None = Field(None, ge=1, description="run only the first N folds "
@@ -78,6 +86,13 @@ class RunConfig(BaseModel):
     resources: ResourceConfig = Field(default_factory=ResourceConfig)
     options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
         g: {} for g in OPTION_GROUPS})
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, name: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+            raise ValueError(f"allowed: {DEVICES}")
+        return name
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -116,9 +131,7 @@ def load_config(raw: dict[str, Any]) -> RunConfig:
     try:
         cfg = RunConfig(**raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError("config", f"{problems}. Valid top-level options: "
-                                    f"{', '.join(RunConfig.model_fields)}") from None
+        raise config_error(exc.errors(), model=RunConfig) from None
     unknown = set(cfg.options) - set(OPTION_GROUPS)
     if unknown:
         raise ConfigError(f"options.{sorted(unknown)[0]}",
@@ -162,13 +175,69 @@ class Plan:
         return cfg.name or f"{cfg.method}-{cfg.dataset}-{cfg.protocol}-{cfg.labels.scheme}"
 
 
-def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None = None) -> Plan:
-    """Resolve names, prepare data, make labels and folds; every check happens here, before
-    any training. ``windows``: an already prepared WindowSet (a plan's own, shipped to a worker)
-    used instead of the dataset cache."""
-    from affectlab.presets import prepare
+def check_device(name: str) -> None:
+    """Refuse a device this machine does not have (``cuda`` without CUDA, ``cuda:N`` beyond its
+    GPUs, ``mps`` without Metal), naming the option, the value and what is allowed here."""
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError("device", f"got '{name}', but CUDA is not available on this "
+                                        "machine; allowed here: auto, cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            raise ConfigError("device", f"got '{name}'; this machine has {count} CUDA "
+                                        f"device(s): cuda:0 to cuda:{count - 1}")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device", "got 'mps', but MPS is not available on this machine; "
+                                    "allowed here: auto, cpu")
+
+
+def check_folder(option: str, path: str | Path) -> None:
+    """Refuse a folder option that names a file, lies under a file, or cannot be written."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under the file {existing}"
+        raise ConfigError(option, f"got {str(path)!r}, which {where}; give a folder")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(option, f"got {str(path)!r}, but {existing} is not writable")
+
+
+def method_options_checked(method_cls: type[Method], preset: str,
+                           options: dict[str, Any]) -> dict[str, Any]:
+    """The method's config (defaults <- preset <- options) as a dict; a bad option is named
+    ``method.<option>`` with its value and what is allowed."""
+    if preset in method_cls.presets:         # (an unknown preset: build_config lists the valid)
+        try:
+            method_cls.Config(**{**method_cls.presets[preset], **options})
+        except ValidationError as exc:
+            raise config_error(exc.errors(), "method", method_cls.Config) from None
+    return build_config(method_cls, preset, options).model_dump()
+
+
+def _check_labels(cfg: RunConfig) -> None:
+    """The label scheme and threshold against the dataset, on a one-window stand-in (the same
+    checks as on the data, before any file is read)."""
+    from affectlab.datasets import get_spec
+
+    low, high = get_spec(cfg.dataset).rating_scale or (1.0, 9.0)
+    stand_in = pd.DataFrame({"native_label": [0], "valence": [(low + high) / 2],
+                             "arousal": [(low + high) / 2]})
+    make_labels(stand_in, cfg.dataset, cfg.labels.scheme, cfg.labels.threshold,
+                bool(cfg.labels.inclusive))
+
+
+def resolve_run(cfg: RunConfig) -> tuple[RunConfig, type[Method], dict[str, Any], str, Any]:
+    """Names and options resolved and checked before any data is read: the config (label
+    scheme, method preset and label options resolved), the method class and config, the data
+    preset and the protocol."""
+    from affectlab.datasets import get_spec
+    from affectlab.presets import check_data_options
 
     method_cls = METHODS.get(cfg.method)       # importing affectlab.methods registered them
+    get_spec(cfg.dataset)                      # an unknown name lists the valid ones
+    if cfg.cache_dir is not None:
+        check_folder("cache_dir", cfg.cache_dir)
     if cfg.labels.scheme is None:
         labels_cfg = cfg.labels.model_copy(update={"scheme": default_scheme(cfg.dataset)})
         cfg = cfg.model_copy(update={"labels": labels_cfg})
@@ -184,11 +253,24 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
         log.info("%s: method preset '%s' on %s is '%s'", cfg.method, cfg.method_preset,
                  cfg.dataset, method_preset)
         cfg = cfg.model_copy(update={"method_preset": method_preset})
-    method_config = build_config(method_cls, cfg.method_preset, method_options).model_dump()
+    method_config = method_options_checked(method_cls, cfg.method_preset, method_options)
     cfg = _resolve_label_options(cfg, method_cls, method_config)
+    _check_labels(cfg)
     preset = cfg.preset or method_cls.data_preset_for(cfg.dataset)
-    protocol = create_protocol(cfg.protocol, cfg.dataset, seed=cfg.seed,
-                               **cfg.options["protocol"])
+    check_data_options(cfg.dataset, preset, cfg.options["data"])
+    protocol = create_protocol(cfg.protocol, cfg.dataset,
+                               **{"seed": cfg.seed, **cfg.options["protocol"]})
+    return cfg, method_cls, method_config, preset, protocol
+
+
+def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None = None) -> Plan:
+    """Resolve names, prepare data, make labels and folds; every check happens here, before
+    any training, and every option is checked before any data is read (:func:`resolve_run`).
+    ``windows``: an already prepared WindowSet (a plan's own, shipped to a worker) used instead
+    of the dataset cache."""
+    from affectlab.presets import prepare
+
+    cfg, method_cls, method_config, preset, protocol = resolve_run(cfg)
     cache_path = None
     if windows is None:
         windows, cache_path = prepare(cfg.dataset, cfg.root, preset, cfg.options["data"],
@@ -391,23 +473,82 @@ def resolved_config(plan: Plan) -> dict[str, Any]:
     return json.loads(json.dumps(raw, default=_jsonable))
 
 
+def run_dir_for(plan: Plan, out: str | Path | None) -> Path:
+    """``out``, or ``runs/<run name>``."""
+    return Path(out) if out else Path("runs") / plan.run_name
+
+
+_LOCKED: set[Path] = set()       # run directories this process holds the lock of
+
+
+@contextmanager
+def locked_run_dir(run_dir: str | Path) -> Iterator[Path]:
+    """Create ``run_dir`` and hold an exclusive OS lock (``flock`` on its ``.lock`` file) while
+    the block runs: a second run into the same folder, in any process, is refused with a
+    :class:`ConfigError` naming it. Re-entrant within one process."""
+    run_dir = Path(run_dir)
+    if run_dir.resolve() in _LOCKED:
+        yield run_dir
+        return
+    check_folder("--out", run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115  (held until the block ends)
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot create {run_dir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise ConfigError("--out", f"{run_dir} is in use by another run"
+                                   f"{f' (process {holder})' if holder else ''}; wait for it "
+                                   "to finish or choose another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _LOCKED.add(run_dir.resolve())
+    try:
+        yield run_dir
+    finally:
+        _LOCKED.discard(run_dir.resolve())
+        handle.truncate(0)
+        handle.close()                      # closing the file releases the lock
+
+
 def prepare_run_dir(plan: Plan, out: str | Path | None, overwrite: bool = False) -> Path:
-    """Create the run directory, or check that an existing one holds the same config."""
-    run_dir = Path(out) if out else Path("runs") / plan.run_name
+    """Create the run directory, or check that an existing one holds the same config; the
+    check and the write of ``config.yaml`` happen under the directory's lock."""
+    run_dir = run_dir_for(plan, out)
     config = resolved_config(plan)
     config_path = run_dir / "config.yaml"
-    if config_path.exists() and not overwrite:
-        existing = yaml.safe_load(config_path.read_text())
-        if _comparable(existing) != _comparable(config):
-            raise ConfigError("--out", f"{run_dir} holds a run with a different config; choose "
-                                       "another --out, or pass --overwrite to start it afresh")
-    if overwrite and run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    (run_dir / "folds").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
+    with locked_run_dir(run_dir):
+        if config_path.exists() and not overwrite:
+            existing = yaml.safe_load(config_path.read_text())
+            if _comparable(existing) != _comparable(config):
+                raise ConfigError("--out", f"{run_dir} holds a run with a different config; "
+                                           "choose another --out, or pass --overwrite to "
+                                           "start it afresh")
+        if overwrite:
+            _empty_run_dir(run_dir)
+        (run_dir / "folds").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
     return run_dir
+
+
+def _empty_run_dir(run_dir: Path) -> None:
+    """Remove everything in ``run_dir`` except its lock file (held by this run)."""
+    import shutil
+
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _comparable(config: dict) -> dict:
@@ -467,11 +608,40 @@ def execute(plan: Plan, run_dir: Path, progress: bool = False, executor: str = "
                    on_start=bar.fold_start)
     summary = write_summary(plan, run_dir, failed)
     if failed:
-        names = ", ".join(f"{k} ({plan.folds[k].name})" for k in sorted(failed))
-        raise RunFailed(f"{len(failed)} fold(s) failed after a retry: {names}; tracebacks in "
-                        f"{run_dir}/folds/<k>/error.txt; the other folds are summarised in "
-                        f"{run_dir}/summary.json", summary)
+        raise RunFailed(failure_message(plan, run_dir, failed), summary)
     return summary
+
+
+def error_line(trace: str) -> str:
+    """The first line of the error a traceback ends with (``Type: message``, the module path
+    left out); the last non-empty line of any other text."""
+    lines = trace.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    after = lines[starts[-1] + 1:] if starts else []
+    line = next((x for x in after if x and not x[0].isspace()), lines[-1] if lines else "")
+    name, colon, message = line.partition(":")
+    return f"{name.rsplit('.', 1)[-1]}{colon}{message}" if " " not in name else line
+
+
+def failure_message(plan: Plan, run_dir: Path, failed: dict[int, str], shown: int = 10) -> str:
+    """What failed, one line per fold (name and first line of its error), and where the
+    tracebacks and the summary are."""
+    n_done = len(plan.folds) - len(failed)
+    lines = [f"{len(failed)} of {len(plan.folds)} fold(s) failed after a retry:"]
+    lines += [f"  fold {k} ({plan.folds[k].name}): {error_line(failed[k])}"
+              for k in sorted(failed)[:shown]]
+    if len(failed) > shown:
+        lines.append(f"  ... and {len(failed) - shown} more")
+    lines.append(f"tracebacks: {run_dir}/folds/<k>/error.txt; summary"
+                 f"{f' of the {n_done} finished fold(s)' if n_done else ' of the failures'}: "
+                 f"{run_dir}/summary.md")
+    return "\n".join(lines)
+
+
+def finished_folds(plan: Plan, run_dir: Path) -> int:
+    """How many folds of ``plan`` have their results in ``run_dir``."""
+    return sum(load_fold(run_dir / "folds" / f"{k:03d}") is not None
+               for k in range(len(plan.folds)))
 
 
 def pending_folds(plan: Plan, run_dir: Path) -> list[int]:
@@ -493,6 +663,15 @@ class RunFailed(AffectlabError):
     def __init__(self, message: str, summary: dict):
         super().__init__(message)
         self.summary = summary
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; its finished folds are kept and the same run resumes them."""
+
+    def __init__(self, run_dir: Path, finished: int, total: int):
+        super().__init__(f"interrupted: {finished} of {total} fold(s) finished, kept in "
+                         f"{run_dir}")
+        self.run_dir, self.finished, self.total = run_dir, finished, total
 
 
 def _attach_log(run_dir: Path) -> None:
@@ -561,7 +740,7 @@ def collect_folds(plan: Plan, run_dir: Path,
             raise AffectlabError(f"fold {k} has no results in {fold_dir}")
         metrics.append(result)
         tables.append(pd.read_csv(fold_dir / "predictions.csv").assign(fold=k))
-    return metrics, pd.concat(tables, ignore_index=True)
+    return metrics, pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = None) -> dict:
@@ -569,7 +748,7 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
     failed = failed or {}
     per_fold, predictions = collect_folds(plan, run_dir, set(failed))
     if not per_fold:
-        return {"failed_folds": [{"index": k, "fold": plan.folds[k].name} for k in failed]}
+        return _write_failure_summary(plan, run_dir, failed)
     names = [*evaluation.METRICS, "ovr_accuracy", *evaluation.UNCERTAINTY_METRICS]
     summary = {
         "method": plan.cfg.method, "dataset": plan.cfg.dataset, "protocol": plan.cfg.protocol,
@@ -587,8 +766,7 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
         "version": affectlab.__version__,
         "cache": str(plan.cache_path) if plan.cache_path else None,
         "complete": not failed,
-        "failed_folds": [{"index": k, "fold": plan.folds[k].name,
-                          "error": failed[k].strip().splitlines()[-1]} for k in sorted(failed)],
+        "failed_folds": _failed_folds(plan, failed),
     }
     val = [f.get("val_metrics", {}) for f in per_fold]
     if any(val):
@@ -608,6 +786,33 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
                                                             default=_jsonable))
     atomic_write_text(run_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+def _failed_folds(plan: Plan, failed: dict[int, str]) -> list[dict[str, Any]]:
+    return [{"index": k, "fold": plan.folds[k].name, "error": error_line(failed[k])}
+            for k in sorted(failed)]
+
+
+def _write_failure_summary(plan: Plan, run_dir: Path, failed: dict[int, str]) -> dict:
+    """summary.json and summary.md of a run whose every fold failed: the failures."""
+    summary = {"method": plan.cfg.method, "dataset": plan.cfg.dataset,
+               "protocol": plan.cfg.protocol, "label_scheme": plan.labels.scheme,
+               "leaky": plan.leaky, "n_folds": 0, "metrics": {}, "complete": False,
+               "failed_folds": _failed_folds(plan, failed), "seed": plan.cfg.seed,
+               "config": resolved_config(plan), "version": affectlab.__version__}
+    lines = [f"# {plan.cfg.method} on {plan.cfg.dataset} — {plan.cfg.protocol} "
+             f"({plan.labels.scheme})", "", f"**Every fold failed** ({len(failed)}):", ""]
+    lines += _failure_lines(summary)
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1,
+                                                            default=_jsonable))
+    atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
+    return summary
+
+
+def _failure_lines(summary: dict) -> list[str]:
+    return [f"**Fold {failure['index']} ({failure['fold']}) FAILED**: {failure['error']} "
+            f"(see folds/{failure['index']:03d}/error.txt)."
+            for failure in summary.get("failed_folds", [])]
 
 
 def summary_markdown(summary: dict) -> str:
@@ -640,9 +845,7 @@ def summary_markdown(summary: dict) -> str:
     if losses.get("windows") and not losses.get("subjects"):
         lines.append(f"Data: {losses_line(losses)}.")
     lines += _missing_lines(losses)
-    for failure in summary.get("failed_folds", []):
-        lines.append(f"**Fold {failure['index']} ({failure['fold']}) FAILED**: "
-                     f"{failure['error']} (see folds/{failure['index']:03d}/error.txt).")
+    lines += _failure_lines(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -669,9 +872,19 @@ def _fmt(value: float | None) -> str:
 def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: bool = False,
                    progress: bool = False, executor: str = "local", workers: int | None = None,
                    **executor_options: Any) -> tuple[dict, Path]:
-    """Plan, create / resume the run directory, run the folds, summarise."""
+    """Check the options, plan, lock and create / resume the run directory, run the folds,
+    summarise. Ctrl-C raises :class:`RunInterrupted` (finished folds kept); every fold failing
+    raises :class:`RunFailed` after the summary of the failures is written."""
+    if executor != "ray":                       # Ray's workers have their own devices
+        check_device(cfg.device)
+    check_folder("--out", out or "runs")
     plan = plan_run(cfg, progress=progress)
-    run_dir = prepare_run_dir(plan, out, overwrite)
-    summary = execute(plan, run_dir, progress=progress, executor=executor, workers=workers,
-                      **executor_options)
+    with locked_run_dir(run_dir_for(plan, out)) as run_dir:
+        prepare_run_dir(plan, run_dir, overwrite)
+        try:
+            summary = execute(plan, run_dir, progress=progress, executor=executor,
+                              workers=workers, **executor_options)
+        except KeyboardInterrupt:
+            raise RunInterrupted(run_dir, finished_folds(plan, run_dir),
+                                 len(plan.folds)) from None
     return summary, run_dir

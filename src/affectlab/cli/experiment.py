@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -43,6 +45,21 @@ def executor_options(executor: str, ray_address: str | None, ship_data: bool) ->
     return {}
 
 
+def resume_command(run_dir: Path | None, argv: list[str] | None = None) -> str:
+    """The command that resumes an interrupted run: this one, without ``--overwrite`` (which
+    would discard the finished folds), with ``--out`` naming the run directory (when given)."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite"]
+    if run_dir is not None and not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(run_dir)]
+    return shlex.join(["affectlab", *args])
+
+
+def interrupted(line: str) -> NoReturn:
+    """Ctrl-C: one line on stderr, exit code 130."""
+    typer.secho(line, fg="red", err=True)
+    raise typer.Exit(130)
+
+
 @app.command()
 def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         dataset: str = typer.Option(None, help="dataset name"),
@@ -66,14 +83,31 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
                                        "object store (no shared storage for data and cache)"),
         as_json: bool = typer.Option(False, "--json", help="print summary.json")) -> None:
     """Run a method under a protocol; resumable; prints per-fold and mean ± std table."""
-    from affectlab.run import load_config, run_experiment
+    from affectlab.run import (
+        RunFailed,
+        RunInterrupted,
+        load_config,
+        run_experiment,
+        summary_markdown,
+    )
 
     cfg = load_config(base_config(config, set_, labels, method=method, dataset=dataset,
                                   root=root, protocol=protocol, preset=preset,
                                   method_preset=method_preset))
-    summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite, progress=not as_json,
-                                      executor=executor, workers=workers,
-                                      **executor_options(executor, ray_address, ship_data))
+    try:
+        summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite,
+                                          progress=not as_json, executor=executor,
+                                          workers=workers,
+                                          **executor_options(executor, ray_address, ship_data))
+    except RunInterrupted as stop:
+        interrupted(f"{stop}; resume with: {resume_command(stop.run_dir)}")
+    except KeyboardInterrupt:
+        interrupted("interrupted before any fold ran (nothing to resume)")
+    except RunFailed as failed:
+        if failed.summary.get("n_folds"):       # the finished folds' table, then the failures
+            typer.echo(json.dumps(failed.summary, indent=1) if as_json else
+                       summary_markdown(failed.summary))
+        raise
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
         return

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from affectlab.cli import app
-from affectlab.cli.experiment import base_config, executor_options
+from affectlab.cli.experiment import base_config, executor_options, interrupted, resume_command
 
 
 @app.command()
@@ -35,10 +35,13 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
           ship_data: bool = typer.Option(False, help="ray: send each run's WindowSet through "
                                          "Ray's object store")) -> None:
     """Run a grid of configurations (one run each, resumable) and rank them by validation."""
+    from affectlab.run import check_device
     from affectlab.sweep import SweepFailed, run_sweep
 
     raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
                       protocol=protocol, preset=preset, method_preset=method_preset)
+    if executor != "ray" and isinstance(raw.get("device"), str):   # Ray's workers: their own
+        check_device(raw["device"])
     try:
         _, sweep_dir = run_sweep(raw, grid, out, executor=executor, workers=workers,
                                  rank_by=rank_by, progress=True,
@@ -46,5 +49,8 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
     except SweepFailed as failed:
         typer.echo((failed.out / "sweep.md").read_text())
         raise
+    except KeyboardInterrupt:
+        interrupted(f"interrupted: finished folds are kept; resume with: "
+                    f"{resume_command(None)}")
     typer.echo((sweep_dir / "sweep.md").read_text())
     typer.echo(f"sweep directory: {sweep_dir}")
