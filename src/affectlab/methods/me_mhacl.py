@@ -107,7 +107,9 @@ The attention layer is not in SGMC's code and stays governed by ``attention``. T
 dropout 0.2, no attention, fine-tuning 10 epochs at batch 512). SGMC's segmentation is the
 same as affectlab's (all 60 stimulus seconds once, each minus the mean baseline second; checked
 by running its ``segment_signal_without_transition``); its arousal-only label and its
-test-curve read-out are not copied.
+test-curve read-out are not copied. ``benchmarks/equivalence/sgmc.py`` compares this reading
+with the released code component by component (meiosis, loss, encoder, heads, pooling, one
+Adam step, ``feature_normalize``, shapes; README).
 """
 
 from __future__ import annotations
