@@ -382,7 +382,8 @@ def test_nan_face_raises_clear_error():
     with pytest.raises(AffectlabError, match="face_au"):
         DHCMCACL(cfg(), n_classes=2).fit(split(ws, y))
     with pytest.raises(AffectlabError, match="needs modalities"):
-        DHCMCACL(cfg(), n_classes=2).fit(Split(ws.select_modalities(["eeg"]), y, ("eeg",)))
+        DHCMCACL(cfg(modalities=["eeg", "face_au"]), n_classes=2).fit(
+            Split(ws.select_modalities(["eeg"]), y, ("eeg",)))
 
 
 # ----------------------------------------------------------------------------- learning
@@ -526,3 +527,22 @@ def test_single_modality_fits_and_predicts(modality):
     soft = DHCMCACL(cfg(modalities=[modality], head="softmax"), n_classes=2, seed=0)
     soft.fit(Split(alone, y, (modality,)))
     assert soft.predict(Split(alone, None, (modality,))).probs.shape == (len(ws), 2)
+
+
+@pytest.mark.parametrize("modality", ["eeg", "face_au"])
+def test_run_with_one_modality_through_the_runner(synthetic_root, windowset_cache, tmp_path,
+                                                  modality):
+    """Table 3's E / F rows from the command line: ``--set modalities=[eeg]`` (the method's
+    default ``modalities=None`` uses what the data hold)."""
+    from affectlab.run import load_config, run_experiment
+
+    cfg_run = load_config({
+        "method": "dhcm_cacl", "dataset": "deap", "modalities": [modality],
+        "root": str(synthetic_root("deap", n_subjects=3, seconds=12)),
+        "protocol": "subject_kfold", "method_preset": "fast", "max_folds": 1,
+        "cache_dir": str(windowset_cache),
+        "options": {"protocol": {"n_splits": 3},
+                    "method": {"pretrain_epochs": 1, "finetune_epochs": 2}}})
+    summary, _ = run_experiment(cfg_run, out=tmp_path / modality)
+    assert summary["n_folds"] == 1 and summary["dropped"]["modalities_used"] == [modality]
+    assert "fad" not in summary.get("extras", {})

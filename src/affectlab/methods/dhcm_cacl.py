@@ -95,7 +95,9 @@ Interpretation
 * Eq. 22-25 produce Normal-Inverse-Gamma-looking parameters although the text says "Dirichlet";
   the reading above keeps every equation as printed and takes the Dirichlet opinion from the
   ReLU evidence ``gamma``.
-* Single modality (Table 3's E and F rows, ``modalities=[eeg]`` / ``[face_au]``): one branch
+* Single modality (Table 3's E and F rows, ``modalities=[eeg]`` / ``[face_au]``, or a run
+  whose data hold only one of them, ``--set modalities=[eeg]``, with ``modalities=None``,
+  the default, which uses what the training data hold): one branch
   of the encoder; a level adds the modality's own enhanced features, ``H + G * H_enh`` with
   ``G = sigmoid(W_g H)``; no attention gating (Eq. 19-21 need both modalities); its own
   evidential opinion is the prediction. CACL and Eq. 28 are cross-modal, so such a run has no
@@ -565,9 +567,10 @@ class DHCMCACLConfig(MethodConfig):
     d_state: int = Field(32, ge=1, description="SSM state dimension d_s (Eq. 4)")
     levels: int = Field(3, ge=1, le=5, description="hierarchical levels L (Eq. 7-11)")
     heads: int = Field(9, ge=1, description="attention heads (Eq. 19)")
-    modalities: list[Literal["eeg", "face_au"]] = Field(
-        default_factory=lambda: list(MODALITIES), description="eeg and / or face_au (Table 3's "
-        "single-modality rows: one of them; no cross-modal pre-training then)")
+    modalities: list[Literal["eeg", "face_au"]] | None = Field(
+        None, description="eeg and / or face_au (Table 3's single-modality rows: one of them; "
+        "no cross-modal pre-training then); None: both, or the one the run's data hold "
+        "(a run with --set modalities=[eeg])")
     ssm_hidden: int = Field(1024, ge=1, description="hidden width of the MLP of Eq. 4 (the "
                             "paper's feed-forward width of the DHCM module, 1024)")
     diffusion_steps: int = Field(3, ge=0)
@@ -620,7 +623,8 @@ class DHCMCACLConfig(MethodConfig):
             raise ValueError(f"d_model={self.d_model} is not a multiple of heads={self.heads}")
         if self.diffusion_kernel % 2 == 0:
             raise ValueError("diffusion_kernel must be odd")
-        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+        if self.modalities is not None and (not self.modalities
+                                            or len(set(self.modalities)) != len(self.modalities)):
             raise ValueError(f"modalities must be eeg and / or face_au once each, got "
                              f"{self.modalities}")
         if isinstance(self.segments, int) and self.segments < 1:
@@ -667,12 +671,14 @@ class DHCMCACL(Method):
 
     @classmethod
     def used_modalities(cls, config: dict, names: Sequence[str]) -> list[str]:
-        return [name for name in config["modalities"] if name in names]
+        return [name for name in config.get("modalities") or MODALITIES if name in names]
 
     @property
     def modalities(self) -> list[str]:
-        """The configured modalities in the fixed order EEG, face."""
-        return [m for m in MODALITIES if m in self.config.modalities]
+        """The modalities used, in the fixed order EEG, face: the configured ones, else those
+        the training data hold (set by ``fit``), else both."""
+        chosen = self.config.modalities or getattr(self, "modalities_", None) or MODALITIES
+        return [m for m in MODALITIES if m in chosen]
 
     @property
     def cross_modal(self) -> bool:
@@ -748,6 +754,8 @@ class DHCMCACL(Method):
         """Seed; check the training pool (train + unlabelled part), fit the scaler on it;
         return the generator, the pool and the training trials (with labels if ``labelled``)."""
         generator = seed_everything(self.seed)
+        self.modalities_ = [m for m in MODALITIES if m in train.windows.names] or \
+            list(MODALITIES)                  # none: check_split names both as missing
         pool = [train] + ([unlabeled] if unlabeled is not None and len(unlabeled) else [])
         for part in pool:
             check_split(part, self.modalities)
