@@ -182,14 +182,21 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 EXECUTORS = {"local": LocalExecutor, "process": ProcessExecutor}
 
 
+def check_executor(name: str, workers: int | None = None) -> None:
+    """Refuse an unknown executor or a number of workers below 1 (before any work)."""
+    if name not in (*EXECUTORS, "ray"):
+        raise ConfigError("--executor", f"got {name!r}; allowed: {', '.join(EXECUTORS)}, ray")
+    if workers is not None and workers < 1:
+        raise ConfigError("--workers", f"got {workers}; allowed: at least 1")
+
+
 def create_executor(name: str, workers: int | None = None, **options: Any) -> Executor:
     """Build an executor by name (``local``, ``process``, or ``ray`` when installed)."""
     if name == "local":
         return LocalExecutor(**options)
     if name == "process":
         return ProcessExecutor(workers=workers, **options)
-    if name == "ray":
-        from affectlab.ray_executor import RayExecutor
+    check_executor(name, workers)
+    from affectlab.ray_executor import RayExecutor
 
-        return RayExecutor(workers=workers, **options)
-    raise ConfigError("--executor", f"unknown executor '{name}'; valid: local, process, ray")
+    return RayExecutor(workers=workers, **options)

@@ -257,10 +257,26 @@ def resolve_run(cfg: RunConfig) -> tuple[RunConfig, type[Method], dict[str, Any]
     cfg = _resolve_label_options(cfg, method_cls, method_config)
     _check_labels(cfg)
     preset = cfg.preset or method_cls.data_preset_for(cfg.dataset)
-    check_data_options(cfg.dataset, preset, cfg.options["data"])
+    data_options = check_data_options(cfg.dataset, preset, cfg.options["data"])
     protocol = create_protocol(cfg.protocol, cfg.dataset,
                                **{"seed": cfg.seed, **cfg.options["protocol"]})
+    _check_modality_names(cfg, preset, data_options, protocol.opts.get("modalities"))
     return cfg, method_cls, method_config, preset, protocol
+
+
+def _check_modality_names(cfg: RunConfig, preset: str, data_options: dict[str, Any],
+                          protocol_modalities: list[str] | None) -> None:
+    """``modalities`` and ``protocol.modalities`` among the modalities the data preset makes
+    (a modality no recording holds is still found missing on the data)."""
+    from affectlab.presets import get_preset
+
+    planned = list(get_preset(preset).plan(cfg.dataset, data_options))
+    for option, names in (("modalities", cfg.modalities), ("protocol.modalities",
+                                                             protocol_modalities)):
+        unknown = [name for name in names or [] if name not in planned]
+        if unknown:
+            raise ConfigError(option, f"got {unknown[0]!r}; allowed: {', '.join(planned)} (the "
+                                      f"modalities of preset {preset} on {cfg.dataset})")
 
 
 def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None = None) -> Plan:
@@ -875,6 +891,9 @@ def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: boo
     """Check the options, plan, lock and create / resume the run directory, run the folds,
     summarise. Ctrl-C raises :class:`RunInterrupted` (finished folds kept); every fold failing
     raises :class:`RunFailed` after the summary of the failures is written."""
+    from affectlab.executors import check_executor
+
+    check_executor(executor, workers)
     if executor != "ray":                       # Ray's workers have their own devices
         check_device(cfg.device)
     check_folder("--out", out or "runs")

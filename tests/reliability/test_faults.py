@@ -207,3 +207,20 @@ def test_resume_command_drops_overwrite_and_names_the_folder():
     assert resume_command(Path("runs/x"), ["run", "--method", "m", "--overwrite"]) == \
         "affectlab run --method m --out runs/x"
     assert resume_command(Path("runs/x"), ["run", "--out=a b"]) == "affectlab run '--out=a b'"
+
+
+def test_ctrl_c_with_the_process_executor_stops_the_workers(config, tmp_path, monkeypatch):
+    """Ctrl-C while the driver waits: queued folds are dropped, workers ended, no hang."""
+    import affectlab.executors as executors
+
+    def interrupted_wait(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors, "wait", interrupted_wait)
+    stopped = []
+    original_stop = executors._stop
+    monkeypatch.setattr(executors, "_stop", lambda pool: stopped.append(original_stop(pool)))
+    with pytest.raises(RunInterrupted) as err:
+        run_experiment(config(), out=tmp_path / "run", executor="process", workers=1)
+    assert stopped and err.value.total == 3
+    assert not list((tmp_path / "run" / "folds").glob("*/metrics.json"))

@@ -312,6 +312,20 @@ def test_unknown_names_are_refused_before_data_is_read(tmp_path, no_data_read):
         plan_run(load_config(base_raw(preset="uf_ama")))
     with pytest.raises(ConfigError, match="option 'data.eeg_channels': unknown data option"):
         plan_run(load_config(base_raw(options={"data": {"eeg_channels": ["Fz"]}})))
+    with pytest.raises(ConfigError, match="option 'modalities': got 'face_au'; allowed: eeg, pps"):
+        plan_run(load_config(base_raw(modalities=["eeg", "face_au"])))
+    with pytest.raises(ConfigError, match="option 'protocol.modalities': got 'eye'; allowed: eeg"):
+        plan_run(load_config(base_raw(method="m2s", protocol="cross_modal", options={
+            "protocol": {"modalities": ["eeg", "eye"], "train_trials": 20}})))
+
+
+@pytest.mark.parametrize("extra, shown", [
+    (["--executor", "slurm"], "option '--executor': got 'slurm'; allowed: local, process, ray"),
+    (["--executor", "process", "--workers", "0"], "option '--workers': got 0; allowed: at least 1"),
+])
+def test_bad_executor_options(extra, shown, cli, run_args, tmp_path, no_data_read):
+    result = cli(run_args(tmp_path / "run", *extra))
+    assert result.code == 2 and result.err == f"error: {shown}\n"
 
 
 def test_protocol_needs_named_before_data_is_read(no_data_read):

@@ -35,11 +35,13 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
           ship_data: bool = typer.Option(False, help="ray: send each run's WindowSet through "
                                          "Ray's object store")) -> None:
     """Run a grid of configurations (one run each, resumable) and rank them by validation."""
+    from affectlab.executors import check_executor
     from affectlab.run import check_device
     from affectlab.sweep import SweepFailed, run_sweep
 
     raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
                       protocol=protocol, preset=preset, method_preset=method_preset)
+    check_executor(executor, workers)
     if executor != "ray" and isinstance(raw.get("device"), str):   # Ray's workers: their own
         check_device(raw["device"])
     try:
