@@ -38,7 +38,14 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from affectlab import features as feat
 from affectlab import signal as sig
@@ -214,6 +221,8 @@ def _passband(edges: tuple[float | None, float | None]) -> tuple[float | None, f
 
 Band = Annotated[tuple[Finite, Finite], AfterValidator(_band)]
 Passband = Annotated[tuple[Finite | None, Finite | None], AfterValidator(_passband)]
+Folder = Annotated[str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike)
+                                        else v)]
 
 
 class DataOptions(BaseModel):
@@ -234,7 +243,7 @@ class DataOptions(BaseModel):
     released_eeg: str = Field(min_length=1, description="released EEG feature set (SEED "
                               "family), e.g. de_LDS, de_movingAve")
     nan_policy: Literal[NAN_POLICIES]  # type: ignore[valid-type]
-    face_dir: str | None
+    face_dir: Folder | None
     psd_log: bool
     face_step_s: Seconds
     subjects: list[Annotated[int, Field(ge=1)]] | None = Field(
