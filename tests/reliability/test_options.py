@@ -348,6 +348,9 @@ def test_out_that_is_a_file_is_refused(cli, run_args, tmp_path, no_data_read):
                                   "give a folder")
     result = cli(run_args(a_file / "below"))
     assert result.code == 2 and f"lies under the file {a_file}" in result.err
+    sweep = cli(["sweep", "--method", "logreg", "--dataset", "deap", "--root", "/nonexistent",
+                 "--protocol", "loso", "--grid", "method.C=0.1,1", "--out", str(a_file)])
+    assert sweep.code == 2 and sweep.err.startswith(f"error: option '--out': got '{a_file}'")
     assert a_file.read_text() == "not a folder"
 
 
