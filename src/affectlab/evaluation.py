@@ -47,6 +47,13 @@ def ovr_accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> floa
     return float(np.mean([((y_true == c) == (y_pred == c)).mean() for c in range(n_classes)]))
 
 
+def ovr_accuracy_chance(y_true: np.ndarray, n_classes: int) -> float:
+    """``ovr_accuracy`` of the best constant prediction on these labels: the level that
+    means "nothing learned" (with 9 balanced classes it is 0.80, not 1/9)."""
+    return max(ovr_accuracy(y_true, np.full(len(y_true), c), n_classes)
+               for c in range(n_classes))
+
+
 def fold_metrics(y_true: np.ndarray, probs: np.ndarray, n_classes: int,
                  uncertainty: np.ndarray | None = None) -> dict:
     """Every metric of one fold; the confusion matrix as a nested list."""
@@ -61,6 +68,7 @@ def fold_metrics(y_true: np.ndarray, probs: np.ndarray, n_classes: int,
                                       zero_division=0)),
         "kappa": _kappa(y_true, y_pred, labels),
         "ovr_accuracy": ovr_accuracy(y_true, y_pred, n_classes),
+        "ovr_accuracy_chance": ovr_accuracy_chance(y_true, n_classes),
         "n_test": int(len(y_true)),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }

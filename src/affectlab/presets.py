@@ -248,6 +248,7 @@ class DataOptions(BaseModel):
     face_step_s: Seconds
     subjects: list[Annotated[int, Field(ge=1)]] | None = Field(
         min_length=1, description="subject numbers to read, e.g. [1, 2] (default: all)")
+    long_videos: bool = Field(description="AMIGOS: also read the long-video cells (17-20)")
     eeg_channels: list[str] | None = Field(None, min_length=1)
     slow_bandpass: Passband | None = None
 
@@ -265,7 +266,7 @@ def validate_data_options(options: dict[str, Any]) -> dict[str, Any]:
 _COMMON = {"window_s": None, "stride_s": None, "bands": dict(feat.DEFAULT_BANDS),
            "baseline": "mean", "bandpass": None, "resample": None, "eeg_source": "released",
            "released_eeg": "de_LDS", "nan_policy": DEFAULT_NAN_POLICY, "face_dir": None,
-           "psd_log": True, "face_step_s": 1.0, "subjects": None}
+           "psd_log": True, "face_step_s": 1.0, "subjects": None, "long_videos": False}
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("default", "the modalities every subject has: EEG DE per window (released "
@@ -311,6 +312,9 @@ def resolve_options(preset: Preset, dataset: str, overrides: dict[str, Any] | No
             raise ConfigError(f"data.{key}", f"unknown data option; valid: {', '.join(opts)}")
         opts[key] = value
     opts = validate_data_options(opts)
+    if opts["long_videos"] and dataset != "amigos":
+        raise ConfigError("data.long_videos", f"got true for {dataset}; only AMIGOS has long "
+                                              "videos")
     if opts["window_s"] is None:
         opts["window_s"] = DEFAULT_WINDOW_S.get(dataset, 1.0)
     if opts["stride_s"] is None:
@@ -683,6 +687,8 @@ def prepare(dataset: str, root: str | Path, preset: str = "default",
             progress: bool = False, use_cache: bool = True) -> tuple[WindowSet, Path | None]:
     """Read, preprocess and cache a dataset; returns the WindowSet and its cache folder.
 
+    if opts["long_videos"]:
+        reader_opts["long_videos"] = True
     The cache is keyed by the dataset's files (path, size, mtime), the preset options and the
     modality plan, so a changed file, option or plan builds a new entry; the options are saved
     beside the tensors.

@@ -765,7 +765,8 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
     per_fold, predictions = collect_folds(plan, run_dir, set(failed))
     if not per_fold:
         return _write_failure_summary(plan, run_dir, failed)
-    names = [*evaluation.METRICS, "ovr_accuracy", *evaluation.UNCERTAINTY_METRICS]
+    names = [*evaluation.METRICS, "ovr_accuracy", "ovr_accuracy_chance",
+             *evaluation.UNCERTAINTY_METRICS]
     summary = {
         "method": plan.cfg.method, "dataset": plan.cfg.dataset, "protocol": plan.cfg.protocol,
         "label_scheme": plan.labels.scheme, "classes": list(plan.labels.classes),

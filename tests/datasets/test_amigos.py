@@ -352,3 +352,15 @@ def test_clean_copy_has_no_nuisances(tmp_path):
     assert len(recordings) == 2 * 20 and not any(r.skipped or r.missing or r.nonfinite
                                                  for r in recordings)
     assert all(r.streams["face_au"].valid.all() for r in recordings)
+
+
+def test_long_videos_data_option_reaches_the_reader(amigos_root):
+    short = prepare("amigos", amigos_root, "clmer", {"subjects": [1], "window_s": 2.0,
+                                                     "stride_s": 2.0}, use_cache=False)[0]
+    both = prepare("amigos", amigos_root, "clmer", {"subjects": [1], "long_videos": True,
+                                                    "window_s": 2.0, "stride_s": 2.0},
+                   use_cache=False)[0]
+    assert sorted(short.meta["trial"].unique()) == list(range(1, 17))
+    assert sorted(both.meta["trial"].unique()) == list(range(1, 21))
+    with pytest.raises(ConfigError, match="data.long_videos"):
+        prepare("deap", amigos_root, "default", {"long_videos": True}, use_cache=False)

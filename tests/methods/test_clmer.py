@@ -19,7 +19,7 @@ from affectlab.data import WindowSet
 from affectlab.datasets import openface
 from affectlab.datasets.base import Recording
 from affectlab.errors import ConfigError
-from affectlab.evaluation import ovr_accuracy
+from affectlab.evaluation import fold_metrics, ovr_accuracy, ovr_accuracy_chance
 from affectlab.labels import make_labels
 from affectlab.losses.contrastive import nt_xent
 from affectlab.losses.temporal import sequence_loss, temporal_contrastive_loss
@@ -156,7 +156,42 @@ def test_landmarks_from_recording_mean_removes_each_recordings_face():
     torch.testing.assert_close(out[:3], out[3:])
     assert CLMER.uses_test_statistics(build_config(CLMER, "default").model_dump())
     assert not CLMER.uses_test_statistics(build_config(
-        CLMER, "default", {"modalities": ["physiology", "au"]}).model_dump())
+        CLMER, "default", {"modalities": ["physiology", "au"], "normalize": "train"})
+        .model_dump())
+
+
+def test_standardize_per_recording_removes_each_recordings_gain():
+    gen = torch.Generator().manual_seed(0)
+    signal = torch.randn(6, 50, 3, generator=gen)
+    gains = torch.tensor([[0.5, 1.0, 2.0], [3.0, 0.2, 1.0]])[[0, 0, 0, 1, 1, 1]][:, None, :]
+    x = signal * gains + 4.0
+    x[1, 7, 2] = float("nan")                                      # an invalid sample
+    meta = pd.DataFrame({"subject": [1, 1, 1, 2, 2, 2], "session": 1})
+    out = clmer_module.standardize_per_recording(x, meta)
+    for rows in ([0, 1, 2], [3, 4, 5]):
+        values = out[rows].reshape(-1, 3)
+        torch.testing.assert_close(values.nanmean(0), torch.zeros(3), atol=1e-5, rtol=0)
+        std = (values - values.nanmean(0)).square().nanmean(0).sqrt()
+        torch.testing.assert_close(std, torch.ones(3), atol=1e-5, rtol=0)
+    assert torch.isnan(out[1, 7, 2]) and torch.isfinite(out).sum() == out.numel() - 1
+    # the same signal at two gains gives the same standardised series
+    same = torch.cat([signal[:3] * 0.5, signal[:3] * 3.0])
+    out = clmer_module.standardize_per_recording(same, meta)
+    torch.testing.assert_close(out[:3], out[3:], atol=1e-5, rtol=1e-5)
+    no_face = {"modalities": ["physiology", "au"]}
+    assert CLMER.uses_test_statistics({**no_face, "normalize": "recording"})
+    assert not CLMER.uses_test_statistics({**no_face, "normalize": "train"})
+
+
+def test_weak_scaling_per_window_keeps_the_channels_ratios():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 40, 3) + 1.0
+    shared = weak_augment(x, 0.3, 0.0, gen, per_channel=False)
+    ratio = shared / x                                             # one factor per window
+    torch.testing.assert_close(ratio, ratio[:, :1, :1].expand_as(ratio))
+    assert ratio[:, 0, 0].std() > 0.1
+    separate = weak_augment(x, 0.3, 0.0, gen) / x
+    assert (separate[:, 0, 0] - separate[:, 0, 1]).abs().max() > 0.05
 
 
 def test_augmentations_keep_shape_and_permutation_keeps_values():
@@ -334,6 +369,15 @@ def test_ovr_accuracy_is_the_mean_one_vs_rest_accuracy():
     assert ovr_accuracy(y_true, y_pred, 3) == pytest.approx((0.75 + 0.5 + 0.75) / 3)
 
 
+def test_ovr_accuracy_chance_is_the_best_constant_prediction():
+    balanced = np.repeat(np.arange(9), 10)
+    assert ovr_accuracy_chance(balanced, 9) == pytest.approx((7 + 2 / 9) / 9)   # 0.80
+    skewed = np.array([0, 0, 0, 1])
+    assert ovr_accuracy_chance(skewed, 2) == pytest.approx(0.75)
+    metrics = fold_metrics(balanced, np.eye(9)[balanced], 9)
+    assert metrics["ovr_accuracy"] == 1.0 and metrics["ovr_accuracy_chance"] < 0.81
+
+
 # --------------------------------------------------------------------------- cross attention
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -385,6 +429,26 @@ def test_shortening_token_length_map_starts_as_bin_means():
 
 
 # --------------------------------------------------------------------------- blocks
+
+def test_temporal_normalize_makes_the_pretext_loss_blind_to_feature_scale():
+    x = torch.randn(8, 128, 4, generator=torch.Generator().manual_seed(0))
+
+    def losses(normalize: bool) -> list[float]:
+        torch.manual_seed(0)
+        cfg = CLMERConfig(**{**TINY, "encoder_dropout": 0.0, "temporal_normalize": normalize})
+        model = SequenceContrast(128, 4, cfg).eval()          # no dropout draws
+        last_norm = [m for m in model.encoder.net if isinstance(m, torch.nn.BatchNorm1d)][-1]
+        out = [model.loss(x, 3, torch.Generator().manual_seed(1))[0].item()]
+        with torch.no_grad():       # ReLU and max-pool are positively homogeneous: z -> 3 z
+            last_norm.weight.mul_(3.0)
+            last_norm.bias.mul_(3.0)
+        out.append(model.loss(x, 3, torch.Generator().manual_seed(1))[0].item())
+        return out
+
+    normalized, plain = losses(True), losses(False)
+    assert normalized[0] == pytest.approx(normalized[1], rel=1e-4)
+    assert abs(plain[0] - plain[1]) > 1e-3
+
 
 def test_block_shapes():
     cfg = CLMERConfig(**TINY)
@@ -509,6 +573,11 @@ def test_ablation_flags_change_the_computation():
     assert isinstance(native.fusion_.maps[0], torch.nn.Identity)
     auto, _, _ = fitted({"token_length": "auto"})
     assert auto.token_length_ == 60                            # DEAP, Table XI
+    for n_classes, expected in ((4, 70), (9, 50), (3, None)):     # Table XI by class count
+        method = create_method("clmer", {**TINY, "token_length": "auto"}, n_classes=n_classes,
+                               preset="paper")
+        method.fit(split_of(ws, np.arange(len(ws)) % n_classes))
+        assert method.token_length_ == expected
     for other in (dual, single, raw, longer, native):
         assert not np.allclose(other.predict(test).probs, probs)
 
