@@ -44,3 +44,19 @@ def test_native_only_where_it_exists():
         make_labels(meta([1.0], [1.0]), "deap", "valence")
     with pytest.raises(ConfigError, match="threshold"):
         make_labels(meta([1.0], [1.0]), "deap", "binary_valence", threshold=12)
+
+
+def test_video_quadrant_uses_each_stimulus_mean_rating():
+    m = pd.DataFrame({
+        "subject": [1, 1, 1, 2, 2, 3], "session": 1, "trial": [1, 1, 2, 1, 2, 1],
+        "stimulus": ["v1", "v1", "v2", "v1", "v2", "v2"],
+        "valence": [8.0, 8.0, 2.0, 3.0, 4.0, 9.0], "arousal": [7.0, 7.0, 2.0, 6.0, 1.0, 9.0],
+        "native_label": -1})
+    labels = make_labels(m, "amigos", "video_quadrant")
+    # v1: trials (8, 7) and (3, 6) -> mean (5.5, 6.5) HVHA, the repeated window counted once;
+    # v2: (2, 2), (4, 1), (9, 9) -> (5, 4) LVLA (5 is not above the threshold)
+    assert labels.y.tolist() == [3, 3, 0, 3, 0, 0]
+    assert labels.classes == ("LVLA", "LVHA", "HVLA", "HVHA")
+    assert make_labels(m, "amigos", "quadrant").y.tolist() == [3, 3, 0, 1, 0, 3]
+    with pytest.raises(ConfigError, match="stimulus"):
+        make_labels(m.assign(stimulus=""), "amigos", "video_quadrant")

@@ -5,7 +5,13 @@ defaults to the middle of the dataset's scale (5 on 1-9, 3 on DREAMER's 1-5); no
 (and SGMC's released code) use >= and so move a rating of exactly 5.00 to the high class:
 ``inclusive=True`` gives that reading (``quadrant`` follows it too).
 ``quadrant``: 0 LVLA, 1 LVHA, 2 HVLA, 3 HVHA. ``grid9``: valence bin x 3 + arousal bin with bins
-[1, 3], (3, 6], (6, 9] (CLMER; 1-9 scales only). ``native``: the dataset's discrete classes
+[1, 3], (3, 6], (6, 9] (CLMER; 1-9 scales only). ``video_quadrant``: the quadrant of the
+stimulus rather than of the viewer's own rating (CLMER classifies AMIGOS' videos by the
+quadrant AMIGOS chose them for). The release holds no table of those quadrants, so a video's
+quadrant is that of its mean valence and arousal over every participant's rating in the data
+(one value per trial, so each participant counts once); every window of a video then has one
+class, whoever watched it. The test subjects' ratings enter that mean (a label definition, not
+an input). ``native``: the dataset's discrete classes
 (SEED 3, SEED-IV 4, SEED-V 5).
 """
 
@@ -19,7 +25,7 @@ import pandas as pd
 from affectlab.datasets import get_spec
 from affectlab.errors import ConfigError, UnknownNameError
 
-SCHEMES = ("binary_valence", "binary_arousal", "quadrant", "grid9", "native")
+SCHEMES = ("binary_valence", "binary_arousal", "quadrant", "video_quadrant", "grid9", "native")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,17 @@ def _binary(values: np.ndarray, threshold: float, inclusive: bool = False) -> np
     return y
 
 
+def _stimulus_means(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the mean valence and arousal of its stimulus over all trials showing it."""
+    if meta["stimulus"].fillna("").eq("").any():
+        raise ConfigError("labels", "video_quadrant needs every window's stimulus id; "
+                                    "some windows have none")
+    trials = meta.drop_duplicates(["subject", "session", "trial"])
+    means = trials.groupby("stimulus")[["valence", "arousal"]].mean()
+    per_window = means.reindex(meta["stimulus"])
+    return per_window["valence"].to_numpy(np.float64), per_window["arousal"].to_numpy(np.float64)
+
+
 def make_labels(meta: pd.DataFrame, dataset: str, scheme: str,
                 threshold: float | None = None, inclusive: bool = False) -> Labels:
     """Labels of every window under ``scheme``; a scheme that does not fit is a ConfigError.
@@ -82,7 +99,9 @@ def make_labels(meta: pd.DataFrame, dataset: str, scheme: str,
         return Labels(_binary(valence, thr, inclusive), ("low_valence", "high_valence"), scheme)
     if scheme == "binary_arousal":
         return Labels(_binary(arousal, thr, inclusive), ("low_arousal", "high_arousal"), scheme)
-    if scheme == "quadrant":
+    if scheme == "video_quadrant":
+        valence, arousal = _stimulus_means(meta)
+    if scheme in ("quadrant", "video_quadrant"):
         v, a = _binary(valence, thr, inclusive), _binary(arousal, thr, inclusive)
         y = np.where((v < 0) | (a < 0), -1, 2 * v + a)
         return Labels(y, ("LVLA", "LVHA", "HVLA", "HVHA"), scheme)
