@@ -156,6 +156,9 @@ Interpretation (ambiguities and deviations)
   (``encoder="finetune"``): encoders pre-trained that briefly are poor frozen features on small
   synthetic sets (trial-wise within-subject valence on synthetic DEAP: about 0.5 frozen vs 0.75
   fine-tuned).
+* Labels: on AMIGOS the paper gives each video the quadrant AMIGOS chose it for
+  (``--labels video_quadrant``: the quadrant of the video's mean rating over the participants,
+  as the release has no such table); ``quadrant`` uses each viewer's own ratings.
 * The raw-frame ablation (Table VIII-X: 32x32 downsampled frames, MobileViT features) is not
   possible: the datasets' face videos are not read, only OpenFace CSVs.
 * The paper's "multi-class average accuracy" (Eq. 8-9) is the mean of one-vs-rest accuracies;
