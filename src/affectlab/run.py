@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,7 +407,8 @@ def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
     device = pick_device(cfg.device)
     method = plan.method_cls(plan.method_cls.Config(**plan.method_config),
                              n_classes=plan.labels.n_classes, seed=cfg.seed + k, device=device)
-    method.on_epoch = on_epoch
+    history: list[dict[str, float]] = []
+    method.on_epoch = _epoch_recorder(history, on_epoch)
     train, unlabeled, val, test = fold_splits(plan, plan.folds[k])
     start = time.perf_counter()
     method.fit(train, unlabeled=unlabeled, val=val)
@@ -430,8 +431,24 @@ def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
                                                                     y_true)
     if len(fold.val):
         metrics["val_metrics"] = _val_metrics(plan, fold, method)
-    write_fold(fold_dir, _prediction_table(plan, fold, y_true, predictions), metrics)
+    if history:
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(fold_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    write_fold(fold_dir, _prediction_table(plan, k, y_true, predictions), metrics)
     return metrics
+
+
+def _epoch_recorder(history: list[dict[str, float]],
+                    on_epoch: Callable[[int, int, dict], None] | None,
+                    ) -> Callable[[int, int, dict], None]:
+    """An ``on_epoch`` hook that appends each reported epoch (1-based ``epoch``, ``n_epochs``
+    and every logged value) to ``history``, then calls ``on_epoch``."""
+    def record(epoch: int, n_epochs: int, logs: dict) -> None:
+        history.append({"epoch": epoch + 1, "n_epochs": n_epochs, **logs})
+        if on_epoch is not None:
+            on_epoch(epoch, n_epochs, logs)
+
+    return record
 
 
 def _val_metrics(plan: Plan, fold: Fold, method: Method) -> dict:
@@ -442,10 +459,11 @@ def _val_metrics(plan: Plan, fold: Fold, method: Method) -> dict:
                                    plan.labels.n_classes, predictions.uncertainty)
 
 
-def _prediction_table(plan: Plan, fold: Fold, y_true: np.ndarray,
+def _prediction_table(plan: Plan, k: int, y_true: np.ndarray,
                       predictions: Predictions) -> pd.DataFrame:
+    fold = plan.folds[k]
     meta = plan.windows.meta.iloc[fold.test]
-    table = pd.DataFrame({"index": fold.test, "subject": meta["subject"].to_numpy(),
+    table = pd.DataFrame({"fold": k, "index": fold.test, "subject": meta["subject"].to_numpy(),
                           "session": meta["session"].to_numpy(),
                           "trial": meta["trial"].to_numpy(),
                           "window": meta["window"].to_numpy(), "y_true": y_true,
@@ -785,6 +803,7 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
         "complete": not failed,
         "failed_folds": _failed_folds(plan, failed),
     }
+    summary.update(summary_statistics(summary, predictions, len(plan.labels.classes)))
     val = [f.get("val_metrics", {}) for f in per_fold]
     if any(val):
         summary["val_metrics"] = evaluation.aggregate(val, names)
@@ -803,6 +822,43 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
                                                             default=_jsonable))
     atomic_write_text(run_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "kappa")
+
+
+def summary_statistics(summary: dict, predictions: pd.DataFrame,
+                       n_classes: int) -> dict[str, Any]:
+    """``chance`` (majority-class and uniform-guess level per metric on the test parts'
+    labels, averaged over folds as the metrics are), ``test_labels`` (class counts) and
+    ``ci`` (mean over subjects with a 95 % bootstrap interval; see :mod:`affectlab.stats`)."""
+    from affectlab import stats
+
+    per_fold = [stats.chance_levels(rows["y_true"].to_numpy(), n_classes)
+                for _, rows in predictions.groupby("fold")]
+    counts = np.bincount(predictions["y_true"].to_numpy(dtype=int), minlength=n_classes)
+    return {"chance": stats.mean_chance(per_fold),
+            "test_labels": dict(zip(summary["classes"], counts.tolist(), strict=True)),
+            "ci": {m: stats.mean_ci(summary, m) for m in CI_METRICS
+                   if m in summary["metrics"]}}
+
+
+def _statistics_lines(summary: dict) -> list[str]:
+    """summary.md's lines on chance levels and confidence intervals."""
+    lines = []
+    for name, ci in summary.get("ci", {}).items():
+        chance = summary.get("chance", {}).get(name, {})
+        interval = (f"95 % CI [{_fmt(ci['ci_low'])}, {_fmt(ci['ci_high'])}]"
+                    if ci["ci_low"] is not None else "no CI (fewer than 2)")
+        level = (f"; chance: majority {_fmt(chance['majority'])}, uniform "
+                 f"{_fmt(chance['uniform'])}" if chance else "")
+        lines.append(f"- {name}: mean over {ci['n']} {ci['unit']} {_fmt(ci['mean'])}, "
+                     f"{interval}{level}")
+    if lines:
+        first = next(iter(summary["ci"].values()))
+        lines = ["", f"Statistics (bootstrap CI of the mean, seed {first['seed']}; chance "
+                     "levels of the test labels, averaged over folds):", "", *lines]
+    return lines
 
 
 def _failed_folds(plan: Plan, failed: dict[int, str]) -> list[dict[str, Any]]:
@@ -857,6 +913,7 @@ def summary_markdown(summary: dict) -> str:
         o = summary["oracle_best_epoch"]["accuracy"]
         lines += ["", f"oracle_best_epoch accuracy (selected on test labels, NOT honest): "
                       f"{_fmt(o['mean'])} ± {_fmt(o['std'])}"]
+    lines += _statistics_lines(summary)
     lines += ["", f"{summary['n_folds']} folds, seed {summary['seed']}, affectlab "
                   f"{summary['version']}, data preset `{summary['data_preset']}`."]
     if losses.get("windows") and not losses.get("subjects"):

@@ -14,7 +14,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 def main() -> None:
     """Console entry point: run the app, turning affectlab errors into one clear line."""
-    from affectlab.cli import data, demo, experiment, sweep  # noqa: F401  (registers commands)
+    from affectlab.cli import compare, data, demo, experiment, sweep  # noqa: F401  (registers)
     from affectlab.errors import AffectlabError
 
     try:

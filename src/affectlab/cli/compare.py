@@ -1,0 +1,24 @@
+"""``affectlab compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from affectlab.cli import app
+
+
+@app.command()
+def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories (same dataset, "
+                                                  "protocol and folds)"),
+            metric: str = typer.Option("balanced_accuracy", help="per-subject metric: "
+                                       "balanced_accuracy | accuracy"),
+            out: Path = typer.Option(Path("compare"), help="output folder")) -> None:
+    """Paired per-subject tests between runs: Wilcoxon and permutation p (Holm-corrected),
+    mean difference and effect sizes; writes compare.json and compare.csv."""
+    from affectlab.report import compare_markdown, write_comparison
+
+    result = write_comparison(list(run_dirs), out, metric)
+    typer.echo(compare_markdown(result))
+    typer.echo(f"written: {out / 'compare.json'}, {out / 'compare.csv'}")
