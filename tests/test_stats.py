@@ -113,10 +113,23 @@ def test_fold_column_and_epoch_history(deap, tmp_path):
     assert history["epoch"].tolist() == [e + 1 for e, _, _ in reported]
     assert history["n_epochs"].tolist() == [n for _, n, _ in reported]
     assert history["val_loss"].to_numpy() == pytest.approx([x["val_loss"] for *_, x in reported])
-    assert set(pd.read_csv(fold_dir / "predictions.csv")["fold"]) == {1}
+    table = pd.read_csv(fold_dir / "predictions.csv")
+    assert set(table["fold"]) == {plan.folds[1].name} and set(table["fold_index"]) == {1}
 
     _, run_dir = run_experiment(cfg, out=tmp_path / "run")
     for k in range(2):
         assert (run_dir / "folds" / f"{k:03d}" / "history.csv").exists()
         table = pd.read_csv(run_dir / "folds" / f"{k:03d}" / "predictions.csv")
-        assert table.columns[0] == "fold" and set(table["fold"]) == {k}
+        assert list(table.columns[:2]) == ["fold", "fold_index"]
+        assert set(table["fold"]) == {f"subj{k + 1}"} and set(table["fold_index"]) == {k}
+
+
+def test_predictions_of_older_runs_get_their_fold(deap, tmp_path):
+    from affectlab.report import load_predictions
+
+    _, run_dir = run_experiment(config(deap, tmp_path, max_folds=2), out=tmp_path / "run")
+    path = run_dir / "folds" / "001" / "predictions.csv"
+    pd.read_csv(path).drop(columns=["fold", "fold_index"]).to_csv(path, index=False)
+    table = load_predictions(run_dir)
+    assert table.groupby("fold_index")["fold"].unique().map(list).to_dict() == {
+        0: ["subj1"], 1: ["subj2"]}

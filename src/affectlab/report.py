@@ -24,13 +24,18 @@ def load_predictions(run_dir: str | Path) -> pd.DataFrame:
     files = sorted((Path(run_dir) / "folds").glob("*/predictions.csv"))
     if not files:
         raise AffectlabError(f"{run_dir}: no folds/*/predictions.csv")
-    tables = [_with_fold(pd.read_csv(f), int(f.parent.name)) for f in files]
-    return pd.concat(tables, ignore_index=True)
+    return pd.concat([_with_fold(pd.read_csv(f), f.parent) for f in files], ignore_index=True)
 
 
-def _with_fold(table: pd.DataFrame, k: int) -> pd.DataFrame:
-    """A fold's predictions with their ``fold`` column (older runs lack it)."""
-    return table if "fold" in table else table.assign(fold=k)
+def _with_fold(table: pd.DataFrame, fold_dir: Path) -> pd.DataFrame:
+    """A fold's predictions with their ``fold`` (name) and ``fold_index`` columns, taken from
+    its metrics.json where the file lacks them (older runs)."""
+    if "fold" in table and "fold_index" in table:
+        return table
+    metrics_path = fold_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return table.assign(fold=metrics.get("fold", fold_dir.name),
+                        fold_index=metrics.get("index", int(fold_dir.name)))
 
 
 def comparison_table(run_dirs: list[str | Path]) -> pd.DataFrame:

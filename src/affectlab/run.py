@@ -463,7 +463,8 @@ def _prediction_table(plan: Plan, k: int, y_true: np.ndarray,
                       predictions: Predictions) -> pd.DataFrame:
     fold = plan.folds[k]
     meta = plan.windows.meta.iloc[fold.test]
-    table = pd.DataFrame({"fold": k, "index": fold.test, "subject": meta["subject"].to_numpy(),
+    table = pd.DataFrame({"fold": fold.name, "fold_index": k, "index": fold.test,
+                          "subject": meta["subject"].to_numpy(),
                           "session": meta["session"].to_numpy(),
                           "trial": meta["trial"].to_numpy(),
                           "window": meta["window"].to_numpy(), "y_true": y_true,
