@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,18 @@ import torch
 
 from affectlab.errors import AffectlabError, ConfigError
 
+if TYPE_CHECKING:
+    import mne
+
+    from affectlab.labels import Labels
+
 META_COLUMNS = ("subject", "session", "trial", "window", "onset_s", "stimulus", "valence",
                 "arousal", "dominance", "liking", "native_label")
+#: the window table's columns every item of ``WindowSet[i]`` carries
+ITEM_COLUMNS = {"subject": int, "session": int, "trial": int, "window": int, "stimulus": str}
+#: MNE channel type of each continuous modality (others: ``misc``)
+MNE_CHANNEL_TYPES = {"eeg": "eeg", "eog": "eog", "emg": "emg", "ecg": "ecg", "gsr": "gsr",
+                     "resp": "resp", "temp": "temperature", "ppg": "bio"}
 
 
 @dataclass
@@ -37,17 +48,27 @@ class WindowSet:
     description : dataset, preset, per-modality form (e.g. ``{"eeg": "de (channel, band)"}``),
         window length, and whatever the preset records about its processing.
     index : rows of ``base`` this set holds (``None``: all of them, in order).
+    y : optional ``(n,)`` int class per window (:meth:`with_labels`), carried by views and
+        returned as ``label`` by ``ws[i]``.
+
+    A WindowSet is a map-style PyTorch dataset: ``len(ws)`` and ``ws[i]`` (a dict, see
+    :meth:`__getitem__`), so ``torch.utils.data.DataLoader(ws.with_labels(y), batch_size=8)``
+    yields batches with the default collate.
     """
 
     base: dict[str, torch.Tensor]
     meta: pd.DataFrame
     description: dict = field(default_factory=dict)
     index: np.ndarray | None = None
+    y: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.meta) if self.index is None else len(self.index)
         if len(self.meta) != n:
             raise AffectlabError(f"meta has {len(self.meta)} rows for {n} windows")
+        if self.y is not None and np.shape(self.y) != (n,):
+            raise AffectlabError(f"{np.shape(self.y)} labels for {n} windows; give one class "
+                                 "per window")
         for name, tensor in self.base.items():
             if self.index is None and tensor.shape[0] != n:
                 raise AffectlabError(f"modality {name} has {tensor.shape[0]} windows, meta {n}")
@@ -55,6 +76,38 @@ class WindowSet:
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
         return len(self.meta)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """Window ``i``: every modality as a float32 tensor of its per-window shape, ``label``
+        (int; only when labels are attached, :meth:`with_labels`), and ``subject``,
+        ``session``, ``trial``, ``window`` (int) and ``stimulus`` (str) from the window table.
+        Slices and index arrays are refused: use :meth:`subset`."""
+        if not isinstance(i, int | np.integer) or isinstance(i, bool):
+            raise TypeError(f"a WindowSet is indexed by one integer, got {type(i).__name__}; "
+                            "use ws.subset(indices) for several windows")
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        i = int(i) % len(self)
+        row = i if self.index is None else int(self.index[i])
+        item: dict[str, Any] = {name: tensor[row].to(torch.float32)
+                                for name, tensor in self.base.items()}
+        if self.y is not None:
+            item["label"] = int(self.y[i])
+        for column, kind in ITEM_COLUMNS.items():
+            if column in self.meta:
+                item[column] = kind(self.meta[column].iat[i])
+        return item
+
+    def with_labels(self, y: np.ndarray | Labels) -> WindowSet:
+        """A view of this set with one class per window attached (``(n,)`` ints, or the
+        :class:`~affectlab.labels.Labels` of :func:`~affectlab.labels.make_labels`): ``ws[i]``
+        then holds ``label``. Undefined labels (-1) stay -1: drop them first
+        (:func:`usable_windows`)."""
+        y = np.asarray(getattr(y, "y", y))
+        if not np.issubdtype(y.dtype, np.integer):
+            raise AffectlabError(f"labels must be integer classes, got dtype {y.dtype}")
+        return WindowSet(self.base, self.meta, self.description, self.index,
+                         y.astype(np.int64))
 
     @property
     def names(self) -> list[str]:
@@ -100,14 +153,49 @@ class WindowSet:
             raise IndexError(f"subset index out of range for {len(self)} windows")
         base_idx = idx if self.index is None else self.index[idx]
         meta = self.meta.iloc[idx].reset_index(drop=True)
-        return WindowSet(self.base, meta, self.description, base_idx)
+        y = None if self.y is None else self.y[idx]
+        return WindowSet(self.base, meta, self.description, base_idx, y)
 
     def select_modalities(self, names: Sequence[str]) -> WindowSet:
         """A view holding only ``names`` (order kept)."""
         for name in names:
             self._base(name)
         return WindowSet({n: self.base[n] for n in names}, self.meta, self.description,
-                         self.index)
+                         self.index, self.y)
+
+    # ------------------------------------------------------------------ other libraries
+    def to_mne(self, modality: str, scale: float = 1.0) -> mne.EpochsArray:
+        """The windows of a continuous modality as ``mne.EpochsArray`` of shape
+        ``(n_windows, channels, samples)``, with the modality's channel names and sampling rate
+        and the window table as ``metadata`` (plus ``label`` when attached). Continuous means
+        raw windows or signal series (presets ``raw``, ``me_mhacl``, ``clmer``). ``scale``
+        multiplies the data (MNE expects volts: ``1e-6`` for signals in microvolts)."""
+        import mne
+
+        data = self._continuous(modality)
+        n_channels, n_samples = data.shape[1:]
+        names = self.description.get("channels", {}).get(modality) or \
+            [f"{modality}{k + 1}" for k in range(n_channels)]
+        rate = self.description.get("signal_rates", {}).get(modality) or \
+            n_samples / float(self.description["options"]["window_s"])
+        info = mne.create_info(list(names), float(rate),
+                               [MNE_CHANNEL_TYPES.get(modality, "misc")] * n_channels)
+        metadata = self.meta.copy()
+        if self.y is not None:
+            metadata["label"] = self.y
+        return mne.EpochsArray(data.astype(np.float64) * scale, info, tmin=0.0,
+                               metadata=metadata, verbose="error")
+
+    def _continuous(self, modality: str) -> np.ndarray:
+        """``(n, channels, samples)`` of a raw-window or signal-series modality."""
+        form = self.description.get("forms", {}).get(modality, "")
+        data = self.numpy(modality)
+        if form.startswith("signal series"):
+            return np.swapaxes(data, 1, 2)
+        if form.startswith("raw window") and data.ndim == 3:
+            return data
+        raise ConfigError("modality", f"'{modality}' is {form or 'not a continuous signal'}; "
+                                      "to_mne takes raw windows (presets raw, me_mhacl, clmer)")
 
     def sequence_index(self, length: int, stride: int = 1) -> np.ndarray:
         """Positions ``(n_seq, length)`` of runs of consecutive windows inside one trial.
@@ -181,6 +269,33 @@ class WindowSet:
             "n_windows": len(self),
             "modalities": {name: list(self.shape(name)) for name in self.base},
         }
+
+
+class Usable(NamedTuple):
+    """What :func:`usable_windows` keeps and drops."""
+
+    index: np.ndarray           #: ``(n_kept,)`` positions of the windows kept, ascending
+    dropped: dict[str, int]     #: windows dropped per reason (reasons with none left out)
+
+
+def usable_windows(windows: WindowSet, labels: Labels | np.ndarray | None = None,
+                   modalities: Sequence[str] | None = None) -> Usable:
+    """The windows the runner keeps: a defined label and every modality in ``modalities``
+    (default: all of the set's) available.
+
+    labels: :class:`~affectlab.labels.Labels` or ``(n,)`` ints with -1 for undefined; ``None``:
+        the labels attached to ``windows`` (:meth:`WindowSet.with_labels`), else no label check.
+    Drops are counted per reason, ``undefined_label`` then ``missing_<modality>`` in order (a
+    window missing two modalities counts under the first).
+    """
+    y = windows.y if labels is None else np.asarray(getattr(labels, "y", labels))
+    ok = np.ones(len(windows), bool) if y is None else y >= 0
+    dropped = {"undefined_label": int((~ok).sum())}
+    for name in windows.names if modalities is None else modalities:
+        available = windows.available(name)
+        dropped[f"missing_{name}"] = int((ok & ~available).sum())
+        ok &= available
+    return Usable(np.flatnonzero(ok), {k: v for k, v in dropped.items() if v})
 
 
 def concat_meta(rows: list[dict]) -> pd.DataFrame:

@@ -534,6 +534,7 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
                    "forms": {name: _describe(form) for name, form in plan.items()
                              if name not in absent},
                    "sampling_rates": builder.rates, "trials_without_windows": builder.skipped,
+                   "channels": builder.channels, "signal_rates": builder.signal_rates,
                    "missing": {name: counts for name, counts in builder.missing_counts().items()
                                if name not in absent},
                    "absent_modalities": absent, "cache_version": CACHE_VERSION}
@@ -549,6 +550,8 @@ class _Builder:
         self.parts: dict[str, list[np.ndarray | int]] = {name: [] for name in plan}
         self.rows: list[dict] = []
         self.rates: dict[str, float] = {}
+        self.channels: dict[str, list[str]] = {}          # continuous modalities only
+        self.signal_rates: dict[str, float] = {}
         self.skipped: dict[str, int] = {}
         self.absent_trials = dict.fromkeys(plan, 0)
         self.absent_windows = dict.fromkeys(plan, 0)
@@ -581,6 +584,8 @@ class _Builder:
                 self.absent_windows[name] += len(grid)
                 avail[name] = np.zeros(len(grid), bool)
                 continue
+            if form["form"] in ("raw", "series") and name not in self.channels:
+                self._record_signal(name, rec.streams[form["source"]], form)
             ok = np.isfinite(values.reshape(len(grid), -1)).all(axis=1)
             self.invalid_windows[name] += int((~ok).sum())
             self.parts[name].append(values)
@@ -593,6 +598,12 @@ class _Builder:
             row.update({f"avail_{name}": bool(avail[name][k]) for name in self.plan})
             self.rows.append(row)
         return ""
+
+    def _record_signal(self, name: str, stream: Stream, form: dict) -> None:
+        """Channel names and sampling rate of a continuous modality's windows."""
+        picked = sig.select_channels(stream.ch_names, form.get("channels") or None)
+        self.channels[name] = [stream.ch_names[i] for i in picked]
+        self.signal_rates[name] = float(self.opts["resample"] or stream.sfreq)
 
     def tensors(self) -> tuple[dict[str, torch.Tensor], list[str]]:
         """Stacked float32 tensors, and the modalities absent from every trial."""
@@ -676,6 +687,8 @@ def _reader_options(spec, chosen: Preset, opts: dict) -> dict[str, Any]:
     reader_opts: dict[str, Any] = {"nan_policy": opts["nan_policy"]}
     if opts["face_dir"]:
         reader_opts["face_dir"] = Path(opts["face_dir"])
+    if opts["long_videos"]:
+        reader_opts["long_videos"] = True
     if "raw" in inspect.signature(spec.reader).parameters:
         plan = chosen.plan(spec.name, opts)
         reader_opts["raw"] = any(form["form"] != "released" for form in plan.values())
@@ -687,8 +700,6 @@ def prepare(dataset: str, root: str | Path, preset: str = "default",
             progress: bool = False, use_cache: bool = True) -> tuple[WindowSet, Path | None]:
     """Read, preprocess and cache a dataset; returns the WindowSet and its cache folder.
 
-    if opts["long_videos"]:
-        reader_opts["long_videos"] = True
     The cache is keyed by the dataset's files (path, size, mtime), the preset options and the
     modality plan, so a changed file, option or plan builds a new entry; the options are saved
     beside the tensors.

@@ -12,6 +12,7 @@ papers' random 70/15/15 split of windows (or of 1 s stimulus clips) and is marke
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
@@ -121,6 +122,16 @@ class Fold:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
+def _window_table(windows: Any) -> pd.DataFrame:
+    """``meta`` of a WindowSet, or the DataFrame given, which must name subject, session and
+    trial of each window."""
+    meta = getattr(windows, "meta", windows)
+    if not isinstance(meta, pd.DataFrame) or not {"subject", "session", "trial"} <= set(meta):
+        raise ProtocolError("the window table must be a WindowSet or its meta DataFrame "
+                            f"(subject, session, trial per window), got {type(meta).__name__}")
+    return meta.reset_index(drop=True)
+
+
 def trial_keys(meta: pd.DataFrame) -> np.ndarray:
     """One integer id per (subject, session, trial)."""
     return meta.groupby(["subject", "session", "trial"], sort=True).ngroup().to_numpy()
@@ -133,6 +144,8 @@ class Protocol:
     leaky: ClassVar[bool] = False
     summary: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
+    #: the window table :meth:`bind` attached (``None``: unbound)
+    meta: pd.DataFrame | None = None
 
     def __init__(self, dataset: str, **options: Any):
         unknown = set(options) - set(self.options) - set(COMMON_OPTIONS)
@@ -150,15 +163,51 @@ class Protocol:
         if "base" in self.opts:
             self._base_protocol()
 
-    # scikit-learn compatibility: split(X, y, groups) -> (train, test) index pairs
-    def split(self, meta: pd.DataFrame, y: np.ndarray | None = None,
-              groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for fold in self.folds(meta, y):
-            yield fold.train, fold.test
+    # ---------------------------------------------------------------- scikit-learn splitter
+    def bind(self, windows: Any) -> Protocol:
+        """A copy of this protocol bound to a window table (a WindowSet or its ``meta``): a
+        scikit-learn CV splitter, ``cross_val_score(clf, X, y, cv=protocol.bind(ws))``, whose
+        ``X`` rows are the table's windows in order."""
+        bound = copy.copy(self)
+        bound.meta = _window_table(windows)
+        return bound
 
-    def get_n_splits(self, meta: pd.DataFrame, y: np.ndarray | None = None,
-                     groups: Any = None) -> int:
-        return sum(1 for _ in self.folds(meta, y))
+    def split(self, X: Any, y: Any = None,
+              groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """scikit-learn's ``split``: ``(train, test)`` positions per fold. ``train`` is the
+        fold's training part with its validation part (a CV estimator has no use for a
+        separate one); folds that differ only in modalities (cross_modal's directions) give
+        one split. The window table is ``groups`` (a DataFrame or WindowSet), the bound one
+        (:meth:`bind`), or ``X`` itself when it is the table."""
+        meta = self._table_for(X, groups)
+        seen: set[tuple[bytes, bytes]] = set()
+        for fold in self.folds(meta, None if y is None else np.asarray(y)):
+            train = np.sort(np.r_[fold.train, fold.val]).astype(np.int64)
+            key = (train.tobytes(), fold.test.tobytes())
+            if key not in seen:
+                seen.add(key)
+                yield train, fold.test
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """scikit-learn's ``get_n_splits``: how many splits :meth:`split` yields."""
+        return sum(1 for _ in self.split(X, y, groups))
+
+    def _table_for(self, X: Any, groups: Any) -> pd.DataFrame:
+        """The window table a split runs on, checked to have one row per row of ``X``."""
+        if groups is not None:
+            meta = _window_table(groups)
+        elif self.meta is not None:
+            meta = self.meta
+        elif isinstance(X, pd.DataFrame) and {"subject", "session", "trial"} <= set(X):
+            meta = X
+        else:
+            raise ProtocolError(f"{self.name}: no window table to split; bind one "
+                                "(protocol.bind(ws) or protocol.bind(ws.meta)) or pass "
+                                "groups=ws.meta")
+        if X is not None and len(X) != len(meta):
+            raise ProtocolError(f"{self.name}: X has {len(X)} rows, the window table "
+                                f"{len(meta)}; give one row per window, in the table's order")
+        return meta
 
     def folds(self, meta: pd.DataFrame, y: np.ndarray | None = None) -> list[Fold]:
         """All folds, with validation parts carved out and empty parts rejected."""

@@ -10,7 +10,8 @@ Ray's object store instead, and workers need only the run directory.
 Each task asks for ``resources.cpus_per_task`` CPUs and ``resources.gpus_per_task`` GPUs
 (fractions allowed) of its run's configuration; a task that asks for no GPU runs on the CPU.
 Ray's own retries are off: a failed task is submitted once more, and a second failure is
-reported with the worker's traceback.
+reported with the worker's traceback. Each task also carries its run's method class, so a method
+defined in the driver's script (not importable by the workers) runs as well.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from affectlab.errors import ConfigError
 from affectlab.executors import Executor, FoldTask, TaskDone, TaskFailed, run_task
+from affectlab.plugins import pin
 
 log = logging.getLogger("affectlab.run.ray")
 WAIT_S = 1.0            # longest wait for finished tasks before polling again
@@ -39,9 +41,15 @@ def import_ray() -> ModuleType:
     return ray
 
 
-def _fold(task: FoldTask, windows: Any = None) -> tuple[dict | None, str]:
-    """The Ray task: one attempt at a fold; an error comes back as its traceback."""
+def _fold(task: FoldTask, windows: Any = None,
+          method_cls: type | None = None) -> tuple[dict | None, str]:
+    """The Ray task: one attempt at a fold; an error comes back as its traceback.
+
+    ``method_cls``: the driver's method class, which the task's method name then means here
+    (Ray pickles a class no worker can import, e.g. one defined in a script, by value)."""
     try:
+        if method_cls is not None:
+            pin(task.config["method"], method_cls)
         return run_task(task, windows=windows), ""
     except Exception:  # noqa: BLE001  (reported to the driver, which retries once)
         return None, traceback.format_exc()
@@ -81,8 +89,10 @@ class RayExecutor(Executor):
         self.retries, self.ship_data = retries, ship_data
         self._connected_here = False
         self._shipped: dict[str, Any] = {}
+        self._methods: dict[str, type] = {}
 
     def add_plan(self, plan) -> None:
+        self._methods[_key(plan.cfg.model_dump())] = plan.method_cls
         if self.ship_data:
             self._connect()
             self._shipped[_key(plan.cfg.model_dump())] = self.ray.put(plan.windows)
@@ -104,13 +114,14 @@ class RayExecutor(Executor):
              failed: TaskFailed) -> None:
         remote = self.ray.remote(_fold)
         shipped = [self._shipped.get(_key(t.config)) for t in tasks]
+        methods = [self._methods.get(_key(t.config)) for t in tasks]
         sent = [portable(t) for t in tasks]
 
         def submit(i: int) -> None:
             res = tasks[i].config["resources"]
             ref = remote.options(num_cpus=res["cpus_per_task"], num_gpus=res["gpus_per_task"],
                                  max_retries=0, name=f"fold {tasks[i].index}")
-            running[ref.remote(sent[i], shipped[i])] = i
+            running[ref.remote(sent[i], shipped[i], methods[i])] = i
 
         attempts = [0] * len(tasks)
         for i in range(len(tasks)):
@@ -154,6 +165,7 @@ class RayExecutor(Executor):
 
     def _disconnect(self) -> None:
         self._shipped.clear()
+        self._methods.clear()
         if self._connected_here:
             self.ray.shutdown()
             self._connected_here = False

@@ -13,11 +13,13 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,16 +30,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import affectlab
 from affectlab import evaluation
-from affectlab.data import WindowSet
+from affectlab.config import (  # noqa: F401  (re-exported: affectlab.run's API)
+    OPTION_GROUPS,
+    apply_overrides,
+    parse_override,
+    read_config_file,
+)
+from affectlab.data import WindowSet, usable_windows
 from affectlab.errors import AffectlabError, ConfigError, config_error
 from affectlab.labels import Labels, default_scheme, make_labels
-from affectlab.methods import METHODS, Method, Predictions, Split, build_config
+from affectlab.methods import Method, Predictions, Split, build_config
+from affectlab.plugins import method_label, resolve_method
 from affectlab.protocols import PROTOCOLS, Fold, check_classes, create_protocol
 from affectlab.training import pick_device
 
 log = logging.getLogger("affectlab.run")
 data_log = logging.getLogger("affectlab.data")   # no handler: warnings reach stderr
-OPTION_GROUPS = ("method", "protocol", "data")
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
 LOCK_FILE = ".lock"
 
@@ -95,37 +103,6 @@ class RunConfig(BaseModel):
         return name
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"method.epochs=5"`` -> (["method", "epochs"], 5); values are parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError("--set", f"'{text}' is not key=value")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set`` overrides to a raw config dict (groups go under ``options``)."""
-    raw = json.loads(json.dumps(raw))
-    raw.setdefault("options", {})
-    for text in overrides:
-        path, value = parse_override(text)
-        if path[0] in OPTION_GROUPS and len(path) > 1:
-            target = raw["options"].setdefault(path[0], {})
-            path = path[1:]
-        else:
-            target = raw
-        for part in path[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(".".join(path), "is not a group of options")
-        target[path[-1]] = value
-    return raw
-
-
 def load_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw config; errors name the option and list the valid fields."""
     try:
@@ -139,16 +116,6 @@ def load_config(raw: dict[str, Any]) -> RunConfig:
     for group in OPTION_GROUPS:
         cfg.options.setdefault(group, {})
     return cfg
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError("--config", f"cannot read {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError("--config", f"{path} does not hold a mapping")
-    return raw
 
 
 # --------------------------------------------------------------------------- planning
@@ -172,7 +139,8 @@ class Plan:
     @property
     def run_name(self) -> str:
         cfg = self.cfg
-        return cfg.name or f"{cfg.method}-{cfg.dataset}-{cfg.protocol}-{cfg.labels.scheme}"
+        method = method_label(cfg.method, self.method_cls)
+        return cfg.name or f"{method}-{cfg.dataset}-{cfg.protocol}-{cfg.labels.scheme}"
 
 
 def check_device(name: str) -> None:
@@ -234,7 +202,7 @@ def resolve_run(cfg: RunConfig) -> tuple[RunConfig, type[Method], dict[str, Any]
     from affectlab.datasets import get_spec
     from affectlab.presets import check_data_options
 
-    method_cls = METHODS.get(cfg.method)       # importing affectlab.methods registered them
+    method_cls = resolve_method(cfg.method)    # a name, an import path or an entry point
     get_spec(cfg.dataset)                      # an unknown name lists the valid ones
     if cfg.cache_dir is not None:
         check_folder("cache_dir", cfg.cache_dir)
@@ -329,18 +297,13 @@ def _resolve_label_options(cfg: RunConfig, method_cls: type[Method],
 
 def _usable(windows: WindowSet, labels: Labels,
             used: list[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """Windows with a defined label and every modality the method uses available; the drops
-    are counted per reason (a window missing two modalities counts under the first)."""
-    ok = labels.defined.copy()
-    dropped = {"undefined_label": int((~labels.defined).sum())}
-    for name in used:
-        avail = windows.available(name)
-        dropped[f"missing_{name}"] = int((ok & ~avail).sum())
-        ok &= avail
-    if not ok.any():
+    """:func:`~affectlab.data.usable_windows` (a defined label and every modality the method
+    uses); no usable window at all is an error."""
+    keep, dropped = usable_windows(windows, labels, used)
+    if not len(keep):
         raise AffectlabError(f"no usable windows: every window lacks a label or one of the "
                              f"modalities the method uses ({', '.join(used)}): {dropped}")
-    return np.flatnonzero(ok), {k: v for k, v in dropped.items() if v}
+    return keep, dropped
 
 
 def data_losses(windows: WindowSet, keep: np.ndarray, dropped: dict[str, int],
@@ -966,3 +929,16 @@ def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: boo
             raise RunInterrupted(run_dir, finished_folds(plan, run_dir),
                                  len(plan.folds)) from None
     return summary, run_dir
+
+
+class _CallableModule(ModuleType):
+    """This module, callable as :func:`affectlab.api.run`: importing ``affectlab.run`` binds
+    the package's ``run`` attribute to the module, and ``affectlab.run(...)`` must still run."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from affectlab.api import run
+
+        return run(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -6,8 +6,9 @@ per-sample Python in the loop.
 
 from __future__ import annotations
 
+import copy
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -56,3 +57,58 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
     return torch.as_tensor(weights, dtype=torch.float32)
+
+
+Inputs = torch.Tensor | dict[str, torch.Tensor]
+
+
+def take(x: Inputs, idx: torch.Tensor) -> Inputs:
+    """Rows ``idx`` of a tensor, or of every tensor of a dict."""
+    return {name: value[idx] for name, value in x.items()} if isinstance(x, dict) else x[idx]
+
+
+def train_classifier(model: torch.nn.Module, x: Inputs, y: torch.Tensor,
+                     val: tuple[Inputs, torch.Tensor] | None = None, *, epochs: int,
+                     batch_size: int, lr: float, weight_decay: float = 0.0, patience: int = 10,
+                     class_weight: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None,
+                     report: Callable[..., None] | None = None) -> dict[str, float]:
+    """Adam on the cross-entropy of ``model(batch) -> (batch, n_classes)`` logits, over shuffled
+    minibatches of ``x`` (a tensor ``(n, ...)`` or a dict of them, on the model's device).
+
+    With ``val`` (inputs, labels): after each epoch the validation loss is computed in eval
+    mode, the best weights are kept and restored at the end, and ``patience`` epochs without
+    an improvement (by more than 1e-4) stop training. ``report(epoch, n_epochs, **logs)`` is
+    called once per epoch. Returns ``epochs_run``, ``best_epoch`` and ``best_val_loss``.
+    """
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weight)
+    best, best_epoch, best_state, waited = float("inf"), -1, None, 0
+    device = y.device
+    for epoch in range(epochs):
+        model.train()
+        for idx in minibatches(len(y), batch_size, generator, device=device):
+            optimiser.zero_grad()
+            loss_fn(model(take(x, idx)), y[idx]).backward()
+            optimiser.step()
+        logs = {}
+        if val is not None:
+            logs["val_loss"] = _loss(model, loss_fn, *val)
+            if logs["val_loss"] < best - 1e-4:
+                best, best_epoch, waited = logs["val_loss"], epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+        if report is not None:
+            report(epoch, epochs, **logs)
+        if val is not None and waited >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"epochs_run": epoch + 1, "best_epoch": best_epoch + 1, "best_val_loss": best}
+
+
+@torch.no_grad()
+def _loss(model: torch.nn.Module, loss_fn: torch.nn.Module, x: Inputs, y: torch.Tensor) -> float:
+    model.eval()
+    return float(loss_fn(model(x), y))

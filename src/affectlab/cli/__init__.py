@@ -1,8 +1,11 @@
 """The ``affectlab`` command line. Subcommands only parse options and call library functions;
-heavy imports happen inside the commands so that ``affectlab --help`` stays fast."""
+names are checked against a static catalog (:mod:`affectlab.cli.checks`) and heavy imports
+happen inside the commands afterwards, so that ``--help``, ``list`` and every name error answer
+at once."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -17,6 +20,8 @@ def main() -> None:
     from affectlab.cli import compare, data, demo, experiment, sweep  # noqa: F401  (registers)
     from affectlab.errors import AffectlabError
 
+    if os.getcwd() not in sys.path:         # --method mymodule:MyMethod from the working folder
+        sys.path.append(os.getcwd())
     try:
         app()
     except AffectlabError as exc:

@@ -11,7 +11,7 @@ from affectlab.cli import app
 
 
 def _data_options(overrides: list[str]) -> dict:
-    from affectlab.run import apply_overrides
+    from affectlab.config import apply_overrides
 
     return apply_overrides({}, overrides).get("options", {}).get("data", {})
 
@@ -38,10 +38,12 @@ def synth(out: Path = typer.Option(..., help="folder to write the datasets into"
           ) -> None:
     """Write synthetic datasets in the released file formats, with known effects and the
     nuisances of the genuine releases (recorded in manifest.json)."""
-    from affectlab.datasets import DATASET_NAMES
-    from affectlab.datasets import synth as write
+    from affectlab import catalog
 
-    names = list(DATASET_NAMES) if datasets == "all" else [d.strip() for d in datasets.split(",")]
+    names = catalog.names("datasets") if datasets == "all" else \
+        [catalog.check("datasets", d.strip()) for d in datasets.split(",")]
+    catalog.check("difficulties", difficulty)
+    from affectlab.datasets import synth as write
 
     def report(name: str, entry: dict) -> None:
         size = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
@@ -77,9 +79,13 @@ def info(dataset: str = typer.Argument(..., help="dataset name"),
          as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
          cache_dir: Path = typer.Option(None, help="WindowSet cache folder")) -> None:
     """Counts, shapes, sampling rates and label distributions of a dataset."""
+    from affectlab.cli.checks import check_dataset_preset
+
+    check_dataset_preset(dataset, preset)
+    options = _data_options(set_)
     from affectlab.inspect import dataset_info
 
-    result = dataset_info(dataset, root, preset, _data_options(set_), cache_dir)
+    result = dataset_info(dataset, root, preset, options, cache_dir)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return
@@ -127,34 +133,56 @@ def prepare(dataset: str = typer.Argument(...), root: Path = typer.Option(...),
             set_: list[str] = typer.Option([], "--set", help="data option, e.g. data.window_s=2"),
             cache_dir: Path = typer.Option(None)) -> None:
     """Build (or find) the cached WindowSet and print where it is."""
+    from affectlab.cli.checks import check_dataset_preset
+
+    check_dataset_preset(dataset, preset)
+    options = _data_options(set_)
     from affectlab.presets import prepare as build
 
-    windows, folder = build(dataset, root, preset, _data_options(set_), cache_dir=cache_dir,
+    windows, folder = build(dataset, root, preset, options, cache_dir=cache_dir,
                             progress=True)
     typer.echo(f"{len(windows)} windows, modalities {windows.summary()['modalities']}")
     typer.echo(str(folder))
 
 
 @app.command("list")
-def list_names() -> None:
-    """Datasets, data presets, methods, protocols and label schemes."""
-    from affectlab.datasets import DATASET_NAMES, get_spec
-    from affectlab.labels import SCHEMES
-    from affectlab.methods import METHODS
-    from affectlab.presets import PRESETS
-    from affectlab.protocols import PROTOCOLS
+def list_names(method: str = typer.Argument(None, help="a method (name, plugin or import "
+                                            "path): its presets and options")) -> None:
+    """Datasets, data presets, methods, protocols and label schemes; with METHOD, that
+    method's presets and options (descriptions and defaults)."""
+    from affectlab import catalog
 
+    if method is not None:
+        catalog.check_method(method)
+        from affectlab.cli.describe import method_lines
+
+        typer.echo("\n".join(method_lines(method)))
+        return
+    table = catalog.CATALOG
     typer.echo("datasets:")
-    for name in DATASET_NAMES:
-        typer.echo(f"  {name:16s} {get_spec(name).title}: {', '.join(get_spec(name).modalities)}")
+    for name, entry in table["datasets"].items():
+        typer.echo(f"  {name:16s} {entry['title']}: {', '.join(entry['modalities'])}")
     typer.echo("data presets:")
-    for name, p in PRESETS.items():
-        typer.echo(f"  {name:16s} {p.summary} [{', '.join(p.datasets)}]")
+    for name, entry in table["presets"].items():
+        typer.echo(f"  {name:16s} {entry['summary']} [{', '.join(entry['datasets'])}]")
     typer.echo("methods:")
-    for name, cls in METHODS.items():
-        flag = " (transductive)" if cls.transductive else ""
-        typer.echo(f"  {name:16s} {cls.summary}{flag}")
+    for name, entry in table["methods"].items():
+        flag = " (transductive)" if entry["transductive"] else ""
+        typer.echo(f"  {name:16s} {entry['summary']}{flag}")
+    _plugin_lines()
     typer.echo("protocols:")
-    for name, cls in PROTOCOLS.items():
-        typer.echo(f"  {name:16s} {cls.summary}")
-    typer.echo("label schemes:\n  " + ", ".join(SCHEMES))
+    for name, entry in table["protocols"].items():
+        typer.echo(f"  {name:16s} {entry['summary']}")
+    typer.echo("label schemes:\n  " + ", ".join(table["label_schemes"]))
+    typer.echo("(affectlab list METHOD: a method's presets and options)")
+
+
+def _plugin_lines() -> None:
+    """Methods installed packages declare (entry points ``affectlab.methods``), not imported."""
+    from affectlab.plugins import method_entry_points
+
+    found = method_entry_points()
+    if found:
+        typer.echo("plugin methods (entry points):")
+        for name, entry in sorted(found.items()):
+            typer.echo(f"  {name:16s} {entry.value}")

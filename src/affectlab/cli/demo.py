@@ -17,9 +17,13 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="where run directories
          subjects: int = typer.Option(3, min=2, help="synthetic subjects per dataset")) -> None:
     """Write small synthetic datasets, run every method (fast preset, leak-free protocol),
     print the comparison table and where the runs and plots are."""
+    from affectlab import catalog
+
+    chosen = None if methods == "all" else [m.strip() for m in methods.split(",")]
+    for name in chosen or []:
+        catalog.check("methods", name)
     from affectlab.demo import run_demo
 
-    table_path = run_demo(out, data, None if methods == "all" else methods.split(","), subjects,
-                          echo=typer.echo)
+    table_path = run_demo(out, data, chosen, subjects, echo=typer.echo)
     typer.echo(table_path.read_text())
     typer.echo(f"runs: {out}   table and plots: {out / 'report'}")

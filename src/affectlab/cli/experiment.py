@@ -15,8 +15,10 @@ from affectlab.cli import app
 
 def base_config(config: Path | None, set_: list[str], labels: str | None,
                 **given: Any) -> dict[str, Any]:
-    """The raw run config: ``--config`` file, then the given options, then ``--set``."""
-    from affectlab.run import apply_overrides, read_config_file
+    """The raw run config: ``--config`` file, then the given options, then ``--set``; its
+    names checked against the static catalog (before torch or the methods are imported)."""
+    from affectlab.cli.checks import check_run_names
+    from affectlab.config import apply_overrides, read_config_file
 
     raw = read_config_file(config) if config else {}
     raw.update({k: str(v) if isinstance(v, Path) else v for k, v in given.items()
@@ -26,7 +28,9 @@ def base_config(config: Path | None, set_: list[str], labels: str | None,
     for needed in ("method", "dataset", "root"):
         if needed not in raw:
             raise typer.BadParameter(f"--{needed} is required (or give it in --config)")
-    return apply_overrides(raw, set_)
+    raw = apply_overrides(raw, set_)
+    check_run_names(raw)
+    return raw
 
 
 def executor_options(executor: str, ray_address: str | None, ship_data: bool) -> dict[str, Any]:
@@ -82,7 +86,13 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         ship_data: bool = typer.Option(False, help="ray: send the WindowSet through Ray's "
                                        "object store (no shared storage for data and cache)"),
         as_json: bool = typer.Option(False, "--json", help="print summary.json")) -> None:
-    """Run a method under a protocol; resumable; prints per-fold and mean ± std table."""
+    """Run a method under a protocol; resumable; prints per-fold and mean ± std table.
+    ``--method`` also takes an import path ``mymodule:MyMethod`` or a plugin's name."""
+    from affectlab.executors import check_executor
+
+    raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
+                      protocol=protocol, preset=preset, method_preset=method_preset)
+    check_executor(executor, workers)
     from affectlab.run import (
         RunFailed,
         RunInterrupted,
@@ -91,9 +101,7 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         summary_markdown,
     )
 
-    cfg = load_config(base_config(config, set_, labels, method=method, dataset=dataset,
-                                  root=root, protocol=protocol, preset=preset,
-                                  method_preset=method_preset))
+    cfg = load_config(raw)
     try:
         summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite,
                                           progress=not as_json, executor=executor,

@@ -36,12 +36,13 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
                                          "Ray's object store")) -> None:
     """Run a grid of configurations (one run each, resumable) and rank them by validation."""
     from affectlab.executors import check_executor
-    from affectlab.run import check_device, check_folder
-    from affectlab.sweep import SweepFailed, run_sweep
 
     raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
                       protocol=protocol, preset=preset, method_preset=method_preset)
     check_executor(executor, workers)
+    from affectlab.run import check_device, check_folder
+    from affectlab.sweep import SweepFailed, run_sweep
+
     if out is not None:
         check_folder("--out", out)
     if executor != "ray" and isinstance(raw.get("device"), str):   # Ray's workers: their own
