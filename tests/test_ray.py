@@ -78,7 +78,9 @@ def test_failing_fold_is_retried_reported_and_resumed(deap, tmp_path, ray_instan
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 2
-    assert "1 fold(s) failed after a retry: 1 (subj2)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 of 3 fold(s) failed after a retry" in err
+    assert "fold 1 (subj2): IsADirectoryError" in err
     trace = (out / "folds" / "001" / "error.txt").read_text()
     assert trace.startswith("Traceback") and "IsADirectoryError" in trace
     assert "failed; retrying" in (out / "run.log").read_text()
