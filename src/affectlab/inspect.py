@@ -18,7 +18,8 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
     out), plus ``forms``, ``missing`` (per modality: ``windows`` marked missing, of which
     ``absent_windows`` in ``absent_trials`` trials without the source and ``invalid_windows``
     with non-finite or untracked values), ``nonfinite`` (per modality: trials whose files held
-    NaN / Inf), ``trials_without_windows`` and ``absent_modalities`` (asked for by the preset,
+    NaN / Inf), ``trials_without_windows``, ``invalid_ratings`` (trials per rating off the
+    dataset's scale, marked missing) and ``absent_modalities`` (asked for by the preset,
     absent from every recording, left out)."""
     windows, _ = prepare(dataset, root, preset, options, cache_dir=cache_dir, progress=True)
     summary = windows.summary()
@@ -38,4 +39,5 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
             "default_labels": default_scheme(windows.description["dataset"]),
             "forms": windows.description.get("forms", {}), "missing": missing,
             "trials_without_windows": windows.description.get("trials_without_windows", {}),
+            "invalid_ratings": windows.description.get("invalid_ratings", {}),
             "absent_modalities": windows.description.get("absent_modalities", [])}

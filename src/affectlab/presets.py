@@ -62,7 +62,7 @@ from affectlab.datasets.channels import DEAP_EEG
 from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError, config_error
 
 log = logging.getLogger("affectlab.presets")
-CACHE_VERSION = 2
+CACHE_VERSION = 3          # 3: ratings off the dataset scale marked missing
 SEED_FAMILY = ("seed", "seed_iv", "seed_v")
 FACE_DATASETS = ("deap", "amigos", "mahnob")
 
@@ -534,6 +534,7 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
                    "forms": {name: _describe(form) for name, form in plan.items()
                              if name not in absent},
                    "sampling_rates": builder.rates, "trials_without_windows": builder.skipped,
+                   "invalid_ratings": builder.invalid_ratings,
                    "channels": builder.channels, "signal_rates": builder.signal_rates,
                    "missing": {name: counts for name, counts in builder.missing_counts().items()
                                if name not in absent},
@@ -556,8 +557,11 @@ class _Builder:
         self.absent_trials = dict.fromkeys(plan, 0)
         self.absent_windows = dict.fromkeys(plan, 0)
         self.invalid_windows = dict.fromkeys(plan, 0)
+        self.invalid_ratings: dict[str, int] = {}     # trials per rating off the scale
 
     def add(self, rec: Recording) -> None:
+        for key in rec.invalid_ratings:
+            self.invalid_ratings[key] = self.invalid_ratings.get(key, 0) + 1
         reason = rec.skipped or self._add(rec)
         if reason:
             self.skipped[reason] = self.skipped.get(reason, 0) + 1

@@ -147,3 +147,29 @@ def test_data_and_labels_must_agree(deap_root, tmp_path):
 def test_unknown_dataset():
     with pytest.raises(UnknownNameError, match="deap"):
         get_spec("deep")
+
+
+def test_ratings_off_the_scale_are_marked_missing_and_counted(deap_root, tmp_path, caplog):
+    from affectlab.inspect import dataset_info
+    from affectlab.labels import make_labels
+    from affectlab.presets import prepare
+
+    root = _copy(deap_root, tmp_path)
+    path = root / "data_preprocessed_python" / "s01.dat"
+    with open(path, "rb") as handle:
+        content = pickle.load(handle, encoding="latin1")
+    content["labels"][1, 0] = 12.0                      # valence of video 2
+    content["labels"][3, 1] = -3.0                      # arousal of video 4
+    with open(path, "wb") as handle:
+        pickle.dump(content, handle, protocol=2)
+    recordings = list(iter_recordings("deap", root, subjects=[1]))
+    assert np.isnan(recordings[1].ratings["valence"])
+    assert recordings[1].invalid_ratings == {"valence": 12.0}
+    assert recordings[3].invalid_ratings == {"arousal": -3.0}
+    assert "valence 12 of subject 1 trial 2" in caplog.text and "s01.dat" in caplog.text
+    ws = prepare("deap", root, "default", {"subjects": [1]}, use_cache=False)[0]
+    assert ws.description["invalid_ratings"] == {"valence": 1, "arousal": 1}
+    labels = make_labels(ws.meta, "deap", "binary_valence")
+    assert (labels.y[ws.meta["trial"].to_numpy() == 2] == -1).all()
+    info = dataset_info("deap", root, "default", {"subjects": [1]}, cache_dir=tmp_path / "c")
+    assert info["invalid_ratings"] == {"valence": 1, "arousal": 1}

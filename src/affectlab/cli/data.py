@@ -102,6 +102,8 @@ def info(dataset: str = typer.Argument(..., help="dataset name"),
         table.add_row(f"missing {name}", _missing_text(counts, result["n_windows"]))
     for reason, count in result["trials_without_windows"].items():
         table.add_row("trials without windows", f"{count} ({reason})")
+    for rating, count in result.get("invalid_ratings", {}).items():
+        table.add_row(f"{rating} off the scale", f"{count} trial(s), marked missing")
     if result["absent_modalities"]:
         table.add_row("absent (left out)", ", ".join(result["absent_modalities"]))
     by_rate: dict[float, list[str]] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -32,6 +34,10 @@ DATASET_MODULES = {
     "mahnob": "affectlab.datasets.mahnob",
 }
 DATASET_NAMES = tuple(DATASET_MODULES)
+#: the ratings that labels are made of, checked against a dataset's ``rating_scale``
+SCALED_RATINGS = ("valence", "arousal")
+
+log = logging.getLogger("affectlab.datasets")
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -46,9 +52,30 @@ def iter_recordings(name: str, root: str | Path, subjects: Sequence[int] | None 
                     **options) -> Iterator[Recording]:
     """Yield the recordings of dataset ``name`` found under ``root``.
 
-    ``options`` go to the reader (``face_dir``, ``nan_policy``, ...).
+    ``options`` go to the reader (``face_dir``, ``nan_policy``, ...). A valence or arousal
+    rating outside the dataset's scale (DEAP 12, DREAMER 0) is marked missing (NaN, so no
+    label is made of it), kept in ``Recording.invalid_ratings`` and logged with its file.
     """
-    return get_spec(name).reader(Path(root), subjects=subjects, **options)
+    spec = get_spec(name)
+    return _on_scale(spec, spec.reader(Path(root), subjects=subjects, **options))
+
+
+def _on_scale(spec: DatasetSpec, recordings: Iterator[Recording]) -> Iterator[Recording]:
+    """The recordings with off-scale ratings marked missing (see :func:`iter_recordings`)."""
+    if spec.rating_scale is None:
+        yield from recordings
+        return
+    low, high = spec.rating_scale
+    for rec in recordings:
+        for key in SCALED_RATINGS:
+            value = rec.ratings.get(key, math.nan)
+            if math.isfinite(value) and not low <= value <= high:
+                rec.invalid_ratings[key] = value
+                rec.ratings[key] = math.nan
+                log.warning("%s: %s %g of subject %d trial %d (%s) is outside the %g-%g scale; "
+                            "marked missing", spec.name, key, value, rec.subject, rec.trial,
+                            rec.source or "?", low, high)
+        yield rec
 
 
 def synth(out: str | Path, datasets: Sequence[str] | None = None, n_subjects: int = 3,

@@ -94,6 +94,8 @@ class Recording:
     #: non-empty for a trial the release lists but that holds no usable data (an empty AMIGOS
     #: cell, a MAHNOB session without ratings): it yields no windows and is counted as skipped
     skipped: str = ""
+    #: ratings outside the dataset's scale, as found in the file (they are NaN in ``ratings``)
+    invalid_ratings: dict[str, float] = field(default_factory=dict)
 
     def rating(self, name: str) -> float:
         return float(self.ratings.get(name, math.nan))
