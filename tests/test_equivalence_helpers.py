@@ -223,3 +223,21 @@ def test_reshape_rearrange_matches_the_patterns_used():
     assert torch.equal(common.reshape_rearrange(y, "(b n) c d -> b n (c d)", n=5), x)
     with pytest.raises(NotImplementedError):
         common.reshape_rearrange(y, "a b c -> a c b")
+
+
+def test_harness_arguments_and_environment(tmp_path):
+    parser = common.harness_arguments("Title.\n\nDetails.", "owner/repo", "result.json",
+                                      repeats=7, warmup=2)
+    args = parser.parse_args(["--official", str(tmp_path)])
+    assert (args.official, args.repeats, args.warmup, args.no_timing) == (tmp_path, 7, 2, False)
+    assert args.out == common.RESULTS / "result.json"
+    assert parser.description == "Title."
+    with pytest.raises(SystemExit):
+        parser.parse_args([])                       # --official is required
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert common.environment()["threads"] == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert set(common.environment()) == {"torch", "python", "machine", "threads"}

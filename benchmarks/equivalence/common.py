@@ -15,12 +15,14 @@ Nothing here is specific to one method, and nothing needs a checkout of the rele
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fnmatch
 import importlib
 import importlib.util
 import json
 import math
+import platform
 import re
 import statistics
 import subprocess
@@ -277,6 +279,30 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def harness_arguments(doc: str, repository: str, result_name: str, repeats: int,
+                      warmup: int) -> argparse.ArgumentParser:
+    """The options of a harness script: ``--official`` (checkout of ``repository``),
+    ``--repeats`` / ``--warmup`` (timed and untimed steps per variant), ``--no-timing`` and
+    ``--out`` (default ``benchmarks/results/<result_name>``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--official", type=Path, required=True,
+                        help=f"checkout of {repository}")
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / result_name)
+    return parser
+
+
+def environment() -> dict[str, Any]:
+    """torch / Python versions, machine and torch thread count, for a result file."""
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "threads": torch.get_num_threads()}
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:

@@ -66,12 +66,10 @@ in eval mode, as ``fit`` does); CPU seconds per step (``time.process_time``), me
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import importlib.util
 import io
-import platform
 import sys
 import types
 from pathlib import Path
@@ -521,15 +519,9 @@ def timing(mods: dict, batch_size: int, repeats: int, warmup: int) -> dict:
 # --------------------------------------------------------------------------- main
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official", type=Path, required=True,
-                        help="checkout of Arcee-LYK/Multi-to-Single (or its M2S_demo_code)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=0)
+    parser = common.harness_arguments(__doc__, "Arcee-LYK/Multi-to-Single (or its M2S_demo_code)",
+                                      "equivalence_m2s.json", repeats=3, warmup=0)
     parser.add_argument("--timing-batch", type=int, default=512)
-    parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1]
-                        / "results" / "equivalence_m2s.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     mods, stubbed = load_released(args.official)
@@ -553,8 +545,7 @@ def main() -> None:
         payload["timing"] = timing(mods, args.timing_batch, args.repeats, args.warmup)
         print({k: round(v, 3) for k, v in payload["timing"]["seconds_per_step"].items()},
               "CPU s / step")
-    payload["environment"] = {"torch": torch.__version__, "python": platform.python_version(),
-                              "machine": platform.machine(), "threads": 1}
+    payload["environment"] = common.environment()
     common.write_json(args.out, payload)
     print(f"wrote {args.out}")
 

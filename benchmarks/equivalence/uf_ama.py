@@ -61,13 +61,11 @@ timed apart as ``released_evaluate``), affectlab ``official=True`` and the ``pap
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import dataclasses
 import io
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -504,14 +502,8 @@ def timing(mods: dict, dataset: str, repeats: int, warmup: int) -> dict:
 # --------------------------------------------------------------------------- main
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official", type=Path, required=True,
-                        help="checkout of BetterCoderLab/UF-AMA")
-    parser.add_argument("--repeats", type=int, default=15, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1]
-                        / "results" / "equivalence_uf_ama.json")
+    parser = common.harness_arguments(__doc__, "BetterCoderLab/UF-AMA",
+                                      "equivalence_uf_ama.json", repeats=15, warmup=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
     mods, stubbed = load_released(args.official)
@@ -543,8 +535,7 @@ def main() -> None:
             print(dataset, {k: round(v, 4) for k, v in
                             payload["timing"][dataset]["seconds_per_step"].items()},
                   "CPU s / step")
-    payload["environment"] = {"torch": torch.__version__, "python": platform.python_version(),
-                              "machine": platform.machine(), "threads": 1}
+    payload["environment"] = common.environment()
     common.write_json(args.out, payload)
     print(f"wrote {args.out}")
 
