@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from affectlab.errors import ConfigError, ProtocolError, UnknownNameError
 from affectlab.run import apply_overrides, load_config, run_experiment
+from run_helpers import config
 
 SUMMARY_FIELDS = {"method", "dataset", "protocol", "label_scheme", "leaky", "transductive",
                   "n_folds", "metrics", "seed", "config", "version"}
@@ -24,13 +25,6 @@ SUMMARY_FIELDS = {"method", "dataset", "protocol", "label_scheme", "leaky", "tra
 @pytest.fixture(scope="module")
 def deap(synthetic_root):
     return synthetic_root("deap", n_subjects=3, seconds=4)
-
-
-def config(deap, tmp_path, **extra):
-    raw = {"method": "logreg", "dataset": "deap", "root": str(deap), "protocol": "loso",
-           "method_preset": "fast", "cache_dir": str(tmp_path / "cache"), "preset": "m2s"}
-    raw.update(extra)
-    return load_config(raw)
 
 
 def test_summary_fields_and_files(deap, tmp_path):

@@ -9,19 +9,13 @@ import pytest
 from scipy import stats as sps
 
 from affectlab import stats
-from affectlab.run import load_config, plan_run, run_experiment, run_fold
+from affectlab.run import plan_run, run_experiment, run_fold
+from run_helpers import config
 
 
 @pytest.fixture(scope="module")
 def deap(synthetic_root):
     return synthetic_root("deap", n_subjects=3, seconds=4)
-
-
-def config(deap, tmp_path, **extra):
-    raw = {"method": "logreg", "dataset": "deap", "root": str(deap), "protocol": "loso",
-           "method_preset": "fast", "cache_dir": str(tmp_path / "cache"), "preset": "m2s"}
-    raw.update(extra)
-    return load_config(raw)
 
 
 def test_holm_step_down():
