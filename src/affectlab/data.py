@@ -41,6 +41,10 @@ MNE_CHANNEL_TYPES = {"eeg": "eeg", "eog": "eog", "emg": "emg", "ecg": "ecg", "gs
 class WindowSet:
     """Windows of every modality plus one metadata row per window.
 
+    A WindowSet is a map-style PyTorch dataset: ``len(ws)`` and ``ws[i]`` (a dict, see
+    :meth:`__getitem__`), so ``torch.utils.data.DataLoader(ws.with_labels(y), batch_size=8)``
+    yields batches with the default collate.
+
     Parameters
     ----------
     base : dict of name -> Tensor ``(n_base_windows, ...)`` float32, shared by all subsets.
@@ -50,10 +54,6 @@ class WindowSet:
     index : rows of ``base`` this set holds (``None``: all of them, in order).
     y : optional ``(n,)`` int class per window (:meth:`with_labels`), carried by views and
         returned as ``label`` by ``ws[i]``.
-
-    A WindowSet is a map-style PyTorch dataset: ``len(ws)`` and ``ws[i]`` (a dict, see
-    :meth:`__getitem__`), so ``torch.utils.data.DataLoader(ws.with_labels(y), batch_size=8)``
-    yields batches with the default collate.
     """
 
     base: dict[str, torch.Tensor]
