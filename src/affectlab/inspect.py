@@ -19,8 +19,10 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
     ``absent_windows`` in ``absent_trials`` trials without the source and ``invalid_windows``
     with non-finite or untracked values), ``nonfinite`` (per modality: trials whose files held
     NaN / Inf), ``trials_without_windows``, ``invalid_ratings`` (trials per rating off the
-    dataset's scale, marked missing) and ``absent_modalities`` (asked for by the preset,
-    absent from every recording, left out)."""
+    dataset's scale, marked missing), ``flat_channels`` (per modality: trials with a channel
+    constant over the whole recording, their windows, trials per channel; marked missing),
+    ``unlisted`` (per metadata file: subjects and trials it does not list, and the cost) and
+    ``absent_modalities`` (asked for by the preset, absent from every recording, left out)."""
     windows, _ = prepare(dataset, root, preset, options, cache_dir=cache_dir, progress=True)
     summary = windows.summary()
     labels = {}
@@ -40,4 +42,6 @@ def dataset_info(dataset: str, root: str | Path, preset: str = "default",
             "forms": windows.description.get("forms", {}), "missing": missing,
             "trials_without_windows": windows.description.get("trials_without_windows", {}),
             "invalid_ratings": windows.description.get("invalid_ratings", {}),
+            "flat_channels": windows.description.get("flat_channels", {}),
+            "unlisted": windows.description.get("unlisted", {}),
             "absent_modalities": windows.description.get("absent_modalities", [])}

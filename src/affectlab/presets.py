@@ -62,7 +62,8 @@ from affectlab.datasets.channels import DEAP_EEG
 from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError, config_error
 
 log = logging.getLogger("affectlab.presets")
-CACHE_VERSION = 3          # 3: ratings off the dataset scale marked missing
+CACHE_VERSION = 4          # 3: ratings off the dataset scale marked missing; 4: flat channels
+                           # marked missing, recordings unlisted in metadata counted
 SEED_FAMILY = ("seed", "seed_iv", "seed_v")
 FACE_DATASETS = ("deap", "amigos", "mahnob")
 
@@ -399,7 +400,10 @@ def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray 
     """The form's ``(n_windows, ...)`` array, or None when its source is missing.
 
     Windows that touch a sample a reader flagged invalid (``Stream.valid``: non-finite in the
-    file) are NaN, so that they are marked missing; face forms average the valid frames only.
+    file) are NaN, so that they are marked missing; so are the values of a channel that is
+    flat over the whole recording (``Recording.flat_channels``: the channel's entries of a
+    ``de`` / ``psd`` / ``raw`` / ``series`` form, the source's block of a ``stats`` form). Face
+    forms average the valid frames only.
     """
     kind = form["form"]
     if kind == "released":
@@ -425,7 +429,7 @@ def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray 
                 windows, sfreq, "plain" if form.get("kind") == "plain" else name)
         else:
             windows = _stream_form(kind, windows, sfreq, form, opts)
-        values.append(windows)
+        values.append(_flat_missing(windows, rec.flat_channels.get(name), stream, form))
     out = np.concatenate(values, axis=1) if kind == "stats" else values[0]
     bad = np.zeros(len(grid), bool)
     for name in sources:
@@ -434,6 +438,25 @@ def _compute(rec: Recording, form: dict, grid: _Grid, opts: dict) -> np.ndarray 
         out = out.astype(np.float64, copy=True)
         out[bad] = np.nan
     return out
+
+
+def _flat_missing(values: np.ndarray, flat: list[str] | None, stream: Stream,
+                  form: dict) -> np.ndarray:
+    """``values`` (one source's windows of a form) with the flat channels' entries NaN."""
+    if not flat:
+        return values
+    values = values.astype(np.float64, copy=True)
+    if form["form"] == "stats":
+        values[:] = np.nan                  # statistics mix the source's channels
+        return values
+    picked = [stream.ch_names[i]
+              for i in sig.select_channels(stream.ch_names, form.get("channels") or None)]
+    where = [k for k, name in enumerate(picked) if name in flat]
+    if form["form"] == "series":            # (windows, samples, channels)
+        values[:, :, where] = np.nan
+    else:                                   # (windows, channels, ...)
+        values[:, where] = np.nan
+    return values
 
 
 def _stream_form(kind: str, windows: np.ndarray, sfreq: float, form: dict,
@@ -504,7 +527,12 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
     WindowSet (with a warning; ``description["absent_modalities"]`` names it). Every loss is
     counted in ``description["missing"]`` (per modality: trials and windows where the source
     is absent, windows with non-finite or untracked values) and
-    ``description["trials_without_windows"]`` (trials that produce no window, by reason).
+    ``description["trials_without_windows"]`` (trials that produce no window, by reason);
+    what the readers flagged is counted too: ``invalid_ratings`` (trials per rating off the
+    scale), ``flat_channels`` (per modality: trials with a channel constant over the whole
+    recording, their windows, trials per channel; the channel's values are NaN, so those
+    windows of a modality computed from it are marked missing) and ``unlisted`` (per metadata
+    file: the subjects and trials it does not list, and what that costs).
     """
     opts = check_data_options(dataset, preset, options)
     spec, chosen = get_spec(dataset), get_preset(preset)
@@ -535,6 +563,7 @@ def build_windowset(dataset: str, recordings: Iterable[Recording], preset: str =
                              if name not in absent},
                    "sampling_rates": builder.rates, "trials_without_windows": builder.skipped,
                    "invalid_ratings": builder.invalid_ratings,
+                   "flat_channels": builder.flat_summary(), "unlisted": builder.unlisted,
                    "channels": builder.channels, "signal_rates": builder.signal_rates,
                    "missing": {name: counts for name, counts in builder.missing_counts().items()
                                if name not in absent},
@@ -558,11 +587,28 @@ class _Builder:
         self.absent_windows = dict.fromkeys(plan, 0)
         self.invalid_windows = dict.fromkeys(plan, 0)
         self.invalid_ratings: dict[str, int] = {}     # trials per rating off the scale
+        # per modality: trials with a flat channel, windows they hold, trials per channel
+        self.flat: dict[str, dict[str, Any]] = {}
+        # per metadata file: subjects and trials it does not list, and what that costs
+        self.unlisted: dict[str, dict[str, Any]] = {}
 
     def add(self, rec: Recording) -> None:
         for key in rec.invalid_ratings:
             self.invalid_ratings[key] = self.invalid_ratings.get(key, 0) + 1
+        for path, effect in rec.unlisted.items():
+            entry = self.unlisted.setdefault(path, {"subjects": [], "trials": 0,
+                                                    "effect": effect})
+            entry["trials"] += 1
+            if rec.subject not in entry["subjects"]:
+                entry["subjects"] = sorted([*entry["subjects"], rec.subject])
+        n_before = len(self.rows)
         reason = rec.skipped or self._add(rec)
+        for modality, names in rec.flat_channels.items():
+            entry = self.flat.setdefault(modality, {"trials": 0, "windows": 0, "channels": {}})
+            entry["trials"] += 1
+            entry["windows"] += len(self.rows) - n_before
+            for name in names:
+                entry["channels"][name] = entry["channels"].get(name, 0) + 1
         if reason:
             self.skipped[reason] = self.skipped.get(reason, 0) + 1
         for name, stream in rec.streams.items():
@@ -621,6 +667,13 @@ class _Builder:
             stacked = np.concatenate(blocks, axis=0).astype(np.float32)
             tensors[name] = torch.from_numpy(np.ascontiguousarray(stacked))
         return tensors, absent
+
+    def flat_summary(self) -> dict[str, dict[str, Any]]:
+        """``flat_channels`` of the description: per modality, the trials with a flat channel,
+        their windows (of which the modality's are marked missing where the preset uses it)
+        and the trials per channel."""
+        return {name: dict(entry, channels=dict(sorted(entry["channels"].items())))
+                for name, entry in sorted(self.flat.items())}
 
     def missing_counts(self) -> dict[str, dict[str, int]]:
         return {name: {"absent_trials": self.absent_trials[name],

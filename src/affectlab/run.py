@@ -326,6 +326,9 @@ def data_losses(windows: WindowSet, keep: np.ndarray, dropped: dict[str, int],
             "subjects_partial": partial,
             "preset_missing": windows.description.get("missing", {}),
             "trials_without_windows": windows.description.get("trials_without_windows", {}),
+            "invalid_ratings": windows.description.get("invalid_ratings", {}),
+            "flat_channels": windows.description.get("flat_channels", {}),
+            "unlisted": windows.description.get("unlisted", {}),
             "absent_modalities": windows.description.get("absent_modalities", [])}
 
 
@@ -897,6 +900,17 @@ def _missing_lines(losses: dict) -> list[str]:
                          f"{counts['invalid_windows']} windows.")
     if losses.get("trials_without_windows"):
         lines.append(f"Trials without windows: {losses['trials_without_windows']}.")
+    for rating, count in losses.get("invalid_ratings", {}).items():
+        lines.append(f"Ratings off the scale: {rating} in {count} trial(s), marked missing.")
+    for name, flat in losses.get("flat_channels", {}).items():
+        channels = ", ".join(f"{ch} ({n})" for ch, n in flat["channels"].items())
+        lines.append(f"Flat {name} channels (constant over a whole recording; trials per "
+                     f"channel): {channels}; {flat['trials']} trial(s), {flat['windows']} "
+                     f"windows, marked missing.")
+    for path, entry in losses.get("unlisted", {}).items():
+        lines.append(f"Not in {Path(path).name}: subject(s) "
+                     f"{', '.join(map(str, entry['subjects']))} ({entry['trials']} trials), "
+                     f"{entry['effect']}.")
     if losses.get("absent_modalities"):
         lines.append(f"Absent from every recording (left out): "
                      f"{', '.join(losses['absent_modalities'])}.")

@@ -41,6 +41,8 @@ def test_default_preset_and_labels_match_the_manifest(dataset, synthetic_root):
         assert int((~windows.available(name)).sum()) == (
             missing[name]["absent_windows"] + missing[name]["invalid_windows"])
     assert windows.description["trials_without_windows"] == expected["trials_without_windows"]
+    # no release nuisance is a channel flat over a whole recording, none an unlisted subject
+    assert windows.description["flat_channels"] == {} and windows.description["unlisted"] == {}
     labels = make_labels(meta, dataset, default_scheme(dataset))
     assert labels.defined.all()
     assert len(np.unique(labels.y)) == labels.n_classes

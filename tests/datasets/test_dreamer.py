@@ -76,17 +76,21 @@ def test_written_file_has_the_released_access_path(dreamer_root):
     assert float(top[0, 0]["EEG_SamplingRate"][0, 0]) == 128.0
 
 
-def test_sampling_rates_come_from_the_file(dreamer_root, tmp_path):
+def test_sampling_rates_other_than_the_release_are_refused(dreamer_root, tmp_path):
+    rec = next(iter_recordings("dreamer", dreamer_root))
+    assert rec.streams["eeg"].sfreq == 128.0 and rec.streams["ecg"].sfreq == 256.0
+    assert rec.streams["eeg"].onset_s == 4.0                 # derived from the baseline length
     root = _copy(dreamer_root, tmp_path)
 
-    def double_rates(top):
+    def double_rate(top):
         top[0, 0]["EEG_SamplingRate"][0, 0] = 256.0
-        top[0, 0]["ECG_SamplingRate"][0, 0] = 512.0
 
-    _edit(root, double_rates)
-    rec = next(iter_recordings("dreamer", root))
-    assert rec.streams["eeg"].sfreq == 256.0 and rec.streams["ecg"].sfreq == 512.0
-    assert rec.streams["eeg"].onset_s == 4 * 128 / 256       # derived from the baseline length
+    _edit(root, double_rate)
+    with pytest.raises(DatasetFormatError) as error:
+        next(iter_recordings("dreamer", root))
+    message = str(error.value)
+    assert "\n" not in message and "DREAMER.mat" in message
+    assert "'DREAMER.EEG_SamplingRate' is 256 Hz" in message and "expected 128 Hz" in message
 
 
 def test_bad_sampling_rate(dreamer_root, tmp_path):

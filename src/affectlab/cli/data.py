@@ -104,6 +104,10 @@ def info(dataset: str = typer.Argument(..., help="dataset name"),
         table.add_row("trials without windows", f"{count} ({reason})")
     for rating, count in result.get("invalid_ratings", {}).items():
         table.add_row(f"{rating} off the scale", f"{count} trial(s), marked missing")
+    for name, flat in result.get("flat_channels", {}).items():
+        table.add_row(f"flat {name} channels", flat_text(flat))
+    for path, entry in result.get("unlisted", {}).items():
+        table.add_row(f"not in {Path(path).name}", unlisted_text(entry))
     if result["absent_modalities"]:
         table.add_row("absent (left out)", ", ".join(result["absent_modalities"]))
     by_rate: dict[float, list[str]] = {}
@@ -116,6 +120,19 @@ def info(dataset: str = typer.Argument(..., help="dataset name"),
         table.add_row(f"labels {scheme}{default}",
                       ", ".join(f"{k}: {v}" for k, v in counts.items()))
     console.print(table)
+
+
+def flat_text(flat: dict) -> str:
+    """``Fp1 (2 trials), O2 (1 trial): 3 trial(s), 24 windows, marked missing``."""
+    channels = ", ".join(f"{name} ({n} trial{'s' if n != 1 else ''})"
+                         for name, n in flat["channels"].items())
+    return f"{channels}: {flat['trials']} trial(s), {flat['windows']} windows, marked missing"
+
+
+def unlisted_text(entry: dict) -> str:
+    """``subject(s) 2, 5 (80 trials): face marked missing``."""
+    return (f"subject(s) {', '.join(map(str, entry['subjects']))} ({entry['trials']} trials): "
+            f"{entry['effect']}")
 
 
 def _missing_text(counts: dict, n_windows: int) -> str:

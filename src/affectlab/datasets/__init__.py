@@ -18,8 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from affectlab.datasets.base import DatasetSpec, Recording
-from affectlab.errors import UnknownNameError
+from affectlab.datasets.base import DatasetSpec, Recording, flat_channels
+from affectlab.errors import DatasetFormatError, UnknownNameError
 
 if TYPE_CHECKING:
     from affectlab.datasets.synthetic import Difficulty
@@ -52,12 +52,19 @@ def iter_recordings(name: str, root: str | Path, subjects: Sequence[int] | None 
                     **options) -> Iterator[Recording]:
     """Yield the recordings of dataset ``name`` found under ``root``.
 
-    ``options`` go to the reader (``face_dir``, ``nan_policy``, ...). A valence or arousal
-    rating outside the dataset's scale (DEAP 12, DREAMER 0) is marked missing (NaN, so no
-    label is made of it), kept in ``Recording.invalid_ratings`` and logged with its file.
+    ``options`` go to the reader (``face_dir``, ``nan_policy``, ...). Checked here for every
+    reader: a valence or arousal rating outside the dataset's scale (DEAP 12, DREAMER 0) is
+    marked missing (NaN, so no label is made of it), kept in ``Recording.invalid_ratings`` and
+    logged with its file; a native label outside the dataset's class set is an error naming the
+    file; a channel of a continuous signal (EEG, peripheral; not the face streams) that is
+    constant over the whole recording (a dead electrode, a channel of zeros) is logged with its
+    file and kept in ``Recording.flat_channels``, and the data preset marks its values missing
+    (``nan_policy="raise"`` stops with an error instead).
     """
     spec = get_spec(name)
-    return _on_scale(spec, spec.reader(Path(root), subjects=subjects, **options))
+    recordings = spec.reader(Path(root), subjects=subjects, **options)
+    return _flat(spec, _in_class_set(spec, _on_scale(spec, recordings)),
+                 options.get("nan_policy", "mark_missing"))
 
 
 def _on_scale(spec: DatasetSpec, recordings: Iterator[Recording]) -> Iterator[Recording]:
@@ -75,6 +82,47 @@ def _on_scale(spec: DatasetSpec, recordings: Iterator[Recording]) -> Iterator[Re
                 log.warning("%s: %s %g of subject %d trial %d (%s) is outside the %g-%g scale; "
                             "marked missing", spec.name, key, value, rec.subject, rec.trial,
                             rec.source or "?", low, high)
+        yield rec
+
+
+def _in_class_set(spec: DatasetSpec, recordings: Iterator[Recording]) -> Iterator[Recording]:
+    """The recordings, each native label checked to be one of the dataset's classes."""
+    for rec in recordings:
+        label = rec.native_label
+        if spec.native_classes is not None and not rec.skipped and (
+                label is None or not 0 <= label < len(spec.native_classes)):
+            classes = ", ".join(f"{k} {c}" for k, c in enumerate(spec.native_classes))
+            raise DatasetFormatError(rec.source or spec.name, f"subject {rec.subject} session "
+                                     f"{rec.session} trial {rec.trial} has label {label}",
+                                     f"a class of {spec.title}: {classes}")
+        yield rec
+
+
+def _flat(spec: DatasetSpec, recordings: Iterator[Recording],
+          nan_policy: str) -> Iterator[Recording]:
+    """The recordings with their flat channels listed (see :func:`iter_recordings`)."""
+    from affectlab.datasets.openface import FACE_MODALITIES
+
+    for rec in recordings:
+        for modality, stream in rec.streams.items():
+            if modality in FACE_MODALITIES:
+                continue
+            flat = flat_channels(stream)
+            if not flat:
+                continue
+            names = [stream.ch_names[i] for i in flat]
+            value = float(stream.data[flat[0], 0])
+            where = f"subject {rec.subject} session {rec.session} trial {rec.trial}"
+            if nan_policy == "raise":
+                raise DatasetFormatError(
+                    rec.source or spec.name, f"{modality} channel(s) {', '.join(names)} of "
+                    f"{where} constant ({value:g}) over the whole recording",
+                    "a varying signal; the default nan_policy=mark_missing marks the channel "
+                    "missing")
+            rec.flat_channels[modality] = names
+            log.warning("%s: %s channel(s) %s of %s (%s) constant (%g) over the whole "
+                        "recording; marked missing", spec.name, modality, ", ".join(names),
+                        where, rec.source or "?", value)
         yield rec
 
 

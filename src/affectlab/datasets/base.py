@@ -96,6 +96,12 @@ class Recording:
     skipped: str = ""
     #: ratings outside the dataset's scale, as found in the file (they are NaN in ``ratings``)
     invalid_ratings: dict[str, float] = field(default_factory=dict)
+    #: per continuous modality: channels whose values are constant over the whole recording
+    #: (a dead or disconnected electrode); the data preset marks their values missing (NaN)
+    flat_channels: dict[str, list[str]] = field(default_factory=dict)
+    #: metadata files of the release that do not list this recording, each with what that
+    #: costs (DEAP: a participant absent from participant_ratings.csv -> "face marked missing")
+    unlisted: dict[str, str] = field(default_factory=dict)
 
     def rating(self, name: str) -> float:
         return float(self.ratings.get(name, math.nan))
@@ -115,6 +121,15 @@ class DatasetSpec:
     layout: str
     reader: Callable[..., Iterator[Recording]]
     writer: Callable[..., dict]
+
+
+def flat_channels(stream: Stream) -> list[int]:
+    """Indices of the channels of ``stream`` whose values are constant over the whole recording
+    (range 0 over the valid samples; samples flagged invalid are left out)."""
+    data = stream.data if stream.valid is None else stream.data[:, stream.valid]
+    if data.shape[-1] < 2:
+        return []
+    return [int(i) for i in np.flatnonzero(np.ptp(data, axis=1) == 0)]
 
 
 def check_nan_policy(nan_policy: str) -> None:

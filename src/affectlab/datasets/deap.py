@@ -15,12 +15,16 @@ pre-trial baseline. Face files are named by presentation trial and mapped to the
 ``participant_ratings.csv``. A trial without its face file has the face modalities marked
 missing: the release has face video for 22 of the 32 participants only, and a few videos of
 those are absent, so the ``default`` data preset leaves faces out and the ``all`` preset marks
-them missing where absent. NaN / Inf samples are handled by ``nan_policy`` (default: the
-affected windows are marked missing).
+them missing where absent. A participant (or video) with face files that
+``participant_ratings.csv`` does not list cannot have them mapped: its face is marked missing,
+logged, and counted (``Recording.unlisted``, the WindowSet's ``description["unlisted"]``,
+``affectlab info``, the run summary); an empty or unreadable CSV is an error naming it. NaN /
+Inf samples are handled by ``nan_policy`` (default: the affected windows are marked missing).
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 from collections.abc import Iterator, Sequence
@@ -66,6 +70,8 @@ CHANNELS = {
 FACE = tuple(openface.FACE_MODALITIES)
 FILE_PATTERN = re.compile(r"^s(\d{2})\.dat$")
 
+log = logging.getLogger(__name__)
+
 
 def load_dat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Load one ``sXX.dat`` (a Python-2 pickle) and check its keys and shapes."""
@@ -100,14 +106,30 @@ def presentation_orders(root: Path) -> dict[int, dict[int, int]]:
     path = root / RATINGS_CSV
     if not path.is_file():
         return {}
-    table = pd.read_csv(path)
     needed = {"Participant_id", "Trial", "Experiment_id"}
+    expected = f"a CSV with columns including {', '.join(sorted(needed))}"
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DatasetFormatError(path, "the file is empty", expected) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetFormatError(path, f"cannot read the CSV ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                                 expected) from exc
     if not needed <= set(table.columns):
-        raise DatasetFormatError(path, f"columns {sorted(table.columns)}",
-                                 f"columns including {sorted(needed)}")
+        raise DatasetFormatError(path, f"columns {sorted(map(str, table.columns))}", expected)
+    if table.empty:
+        raise DatasetFormatError(path, "no rows", "one row per participant and trial")
     orders: dict[int, dict[int, int]] = {}
-    for row in table.itertuples(index=False):
-        orders.setdefault(int(row.Participant_id), {})[int(row.Experiment_id)] = int(row.Trial)
+    for line, row in enumerate(table.itertuples(index=False), start=2):
+        try:
+            participant, video, trial = (int(row.Participant_id), int(row.Experiment_id),
+                                         int(row.Trial))
+        except (TypeError, ValueError) as exc:
+            raise DatasetFormatError(path, f"line {line}: Participant_id, Experiment_id, Trial "
+                                     f"= {row.Participant_id!r}, {row.Experiment_id!r}, "
+                                     f"{row.Trial!r}", "integers") from exc
+        orders.setdefault(participant, {})[video] = trial
     return orders
 
 
@@ -135,9 +157,30 @@ def read(root: Path, subjects: Sequence[int] | None = None, face_dir: Path | Non
                                  "Experiment_id")
     for subject, path in files.items():
         data, labels = load_dat(path)
+        order = orders.get(subject)
+        unmapped = _unmapped(subject, len(data), order, face_root, path)
         for k in range(len(data)):
-            yield _recording(subject, k, data[k], labels[k], path, face_root,
-                             orders.get(subject), nan_policy)
+            rec = _recording(subject, k, data[k], labels[k], path, face_root, order,
+                             nan_policy)
+            if k + 1 in unmapped:
+                rec.unlisted[str(root / RATINGS_CSV)] = "face files not mapped to videos, " \
+                    "face marked missing"
+            yield rec
+
+
+def _unmapped(subject: int, n_trials: int, order: dict[int, int] | None, face_root: Path,
+              path: Path) -> list[int]:
+    """The videos of a subject with face files whose presentation trial
+    ``participant_ratings.csv`` does not give (so its face files cannot be found); logged."""
+    if not (face_root / f"s{subject:02d}").is_dir():
+        return []
+    videos = [k + 1 for k in range(n_trials) if order is None or k + 1 not in order]
+    if videos:
+        which = "no rows" if order is None else f"no row for video(s) {videos}"
+        log.warning("DEAP: %s has %s of participant %d (%s) although %s holds its face "
+                    "files; face marked missing for %d trial(s)", RATINGS_CSV, which,
+                    subject, path.name, face_root / f"s{subject:02d}", len(videos))
+    return videos
 
 
 def _recording(subject: int, k: int, trial: np.ndarray, labels: np.ndarray, path: Path,

@@ -19,13 +19,14 @@ named in the error (``noOfSubjects`` / ``noOfVideoSequences`` are not relied on)
 
 Each stream is the baseline followed by the stimulus, transposed to ``(channels, time)``;
 ``onset_s`` is the baseline length divided by the sampling rate read from the file (61 s in the
-release, 4 s in the synthetic copy). The EEG keeps Emotiv's DC offset of about 4000 uV:
-removing it is preprocessing, not reading (the data presets subtract the baseline mean and
-band-pass before spectral features, so the offset does not reach them). Heavily artefacted clips
-are read like the others. NaN / Inf samples (none are known in the release) are handled by
-``nan_policy``: by default the affected windows are marked missing. ``scipy.io.loadmat`` reads
-the whole file at once (about 2 GB in memory for the release); recordings are then yielded
-subject by subject.
+release, 4 s in the synthetic copy). ``EEG_SamplingRate`` / ``ECG_SamplingRate`` must be the
+release's 128 / 256 Hz: another value is an error naming the field. The EEG keeps Emotiv's DC
+offset of about 4000 uV: removing it is preprocessing, not reading (the data presets subtract
+the baseline mean and band-pass before spectral features, so the offset does not reach them).
+Heavily artefacted clips are read like the others. NaN / Inf samples (none are known in the
+release) are handled by ``nan_policy``: by default the affected windows are marked missing.
+``scipy.io.loadmat`` reads the whole file at once (about 2 GB in memory for the release);
+recordings are then yielded subject by subject.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ MODALITIES = {
     "eeg": ("EEG", "EEG_SamplingRate", EMOTIV_EEG),
     "ecg": ("ECG", "ECG_SamplingRate", ["ECG1", "ECG2"]),
 }
+SFREQ = {"eeg": 128.0, "ecg": 256.0}    # the release's EEG_SamplingRate / ECG_SamplingRate
 SCORES = {"valence": "ScoreValence", "arousal": "ScoreArousal", "dominance": "ScoreDominance"}
 
 
@@ -97,14 +99,20 @@ def _cells(node: object, path: Path, where: str, count: int | None = None) -> li
     return list(node.ravel())
 
 
-def sampling_rate(top: np.void, name: str, path: Path) -> float:
-    """A sampling-rate field of the file, checked to be one positive number."""
+def sampling_rate(top: np.void, name: str, path: Path, release: float) -> float:
+    """A sampling-rate field of the file, checked to be one positive number equal to the
+    release's (``release``: EEG 128 Hz, ECG 256 Hz): another rate means the file is not the
+    DREAMER release (or was edited) and the signals would be timed wrongly."""
     value = np.asarray(_field(top, name, path, VARIABLE))
     if value.size != 1 or not np.issubdtype(value.dtype, np.number) or not (
             np.isfinite(value).all() and float(value.ravel()[0]) > 0):
         raise DatasetFormatError(path, f"field '{VARIABLE}.{name}' is {value!r}",
                                  "one positive number (Hz)")
-    return float(value.ravel()[0])
+    rate = float(value.ravel()[0])
+    if rate != release:
+        raise DatasetFormatError(path, f"field '{VARIABLE}.{name}' is {rate:g} Hz",
+                                 f"{release:g} Hz, the rate of the DREAMER release")
+    return rate
 
 
 def electrode_names(top: np.void) -> list[str]:
@@ -128,7 +136,8 @@ def read(root: Path, subjects: Sequence[int] | None = None, nan_policy: str = DE
     if not path.is_file():
         raise DatasetFormatError(path, "not a file", "the DREAMER.mat MATLAB file")
     top = load_struct(path)
-    rates = {m: sampling_rate(top, rate, path) for m, (_f, rate, _n) in MODALITIES.items()}
+    rates = {m: sampling_rate(top, rate, path, SFREQ[m])
+             for m, (_f, rate, _n) in MODALITIES.items()}
     names = {"eeg": electrode_names(top), "ecg": MODALITIES["ecg"][2]}
     data = _cells(_field(top, "Data", path, VARIABLE), path, f"{VARIABLE}.Data")
     if not data:
@@ -210,7 +219,6 @@ def _add_stream(rec: Recording, modality: str, baseline: object, stimulus: objec
 # --------------------------------------------------------------------------- synthetic writer
 
 SYNTH_BASELINE_S = 4.0      # real: 61 s; the reader derives onset_s from the baseline length
-SFREQ = {"eeg": 128.0, "ecg": 256.0}
 
 
 def _struct(**fields: object) -> np.ndarray:

@@ -42,7 +42,9 @@ usable trials, and what the reader does with it:
 emotion sessions in ``sessionId`` order (1-based, so gaps in the release are closed up);
 ``stimulus`` is the stem of ``mediaFile`` (the clip, shared across participants). Ratings:
 valence = feltVlnc, arousal = feltArsl, dominance = feltCtrl (1-9); feltEmo and feltPred are not
-used. BDF samples are integers, so the signals cannot hold NaN (``nan_policy`` is accepted for
+used. Every channel read must be sampled at the release's 256 Hz (the BDF header's samples
+per record over the record duration): another rate is an error naming the file and channel.
+BDF samples are integers, so the signals cannot hold NaN (``nan_policy`` is accepted for
 symmetry with the other readers).
 """
 
@@ -120,6 +122,8 @@ class BdfHeader:
 
     labels: list[str]
     units: list[str]
+    #: sampling rate of every channel: samples per data record / record duration
+    rates: list[float]
 
 
 # --------------------------------------------------------------------------- session.xml
@@ -235,10 +239,13 @@ def read_bdf_header(path: Path) -> BdfHeader:
             n_channels = int(head[252:256].decode("ascii"))
             chans = handle.read(256 * n_channels)
         n_records = int(head[236:244].decode("ascii"))
+        record_s = float(head[244:252].decode("ascii"))
         if len(chans) < 256 * n_channels:
             raise ValueError(f"only {len(chans)} of {256 * n_channels} channel-header bytes")
         fields = _split_channel_fields(chans, n_channels)
         samples = [int(x) for x in fields["samples"]]
+        if not record_s > 0:
+            raise ValueError(f"data-record duration {record_s:g} s")
     except (ValueError, UnicodeDecodeError) as exc:
         raise DatasetFormatError(path, f"unreadable BDF header ({exc})",
                                  "a BioSemi BDF file") from exc
@@ -248,7 +255,7 @@ def read_bdf_header(path: Path) -> BdfHeader:
         if size < expected:
             raise DatasetFormatError(path, f"truncated: {size} bytes, the header announces "
                                      f"{n_records} records", f"{expected} bytes")
-    return BdfHeader(fields["labels"], fields["units"])
+    return BdfHeader(fields["labels"], fields["units"], [n / record_s for n in samples])
 
 
 def _split_channel_fields(chans: bytes, n: int) -> dict[str, list[str]]:
@@ -311,12 +318,21 @@ def _streams(raw: mne.io.BaseRaw, header: BdfHeader, onset: int, offset: int) ->
 
 
 def _check_channels(header: BdfHeader, path: Path) -> None:
-    have = {label.lower() for label in header.labels}
+    """The channels read are present and sampled at the release's 256 Hz."""
+    have = {label.lower(): rate for label, rate in zip(header.labels, header.rates,
+                                                        strict=True)}
     needed = [n for names in CHANNELS.values() for n in names] + ["Status"]
     absent = [n for n in needed if n.lower() not in have]
     if absent:
         raise DatasetFormatError(path, f"channel(s) {absent} missing",
                                  f"the 47 MAHNOB channels ({', '.join(MAHNOB_CHANNELS[32:])})")
+    other = [(n, have[n.lower()]) for n in needed if have[n.lower()] != SFREQ]
+    if other:
+        name, rate = other[0]
+        more = f" (and {len(other) - 1} other channel(s))" if len(other) > 1 else ""
+        raise DatasetFormatError(path, f"header sampling rate of channel '{name}' (samples "
+                                 f"per record / record duration) is {rate:g} Hz{more}",
+                                 f"{SFREQ:g} Hz, the rate of the MAHNOB-HCI release")
 
 
 # --------------------------------------------------------------------------- reader

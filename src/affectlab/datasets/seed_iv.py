@@ -13,7 +13,9 @@ Layout read (``--root`` is the folder holding the three folders below)::
 The session is the folder (not the date order). The trials of a session are the numbers of the
 feature variables found in its EEG feature file; its raw file must hold the same trials and its
 eye file no others (a disagreement is an error naming the file), so a copy with fewer trials
-reads as it is. Labels (0 neutral, 1 sad, 2 fear, 3 happy) are fixed per session position
+reads as it is. A SEED ``ExtractedFeatures`` file placed as a session (it also holds
+``dasm_*`` / ``rasm_*`` / ``asm_*`` / ``dcau_*`` variables) is refused, naming the file.
+Labels (0 neutral, 1 sad, 2 fear, 3 happy) are fixed per session position
 (:data:`LABELS`), and the table must cover every trial found; each session shows 24 different
 clips, so the stimulus id is ``s<session>_clip<NN>``. Raw variables are matched by the suffix
 ``_eeg(\\d+)$`` (the prefix is the subject's initials); the extra raw sample only makes a
@@ -31,6 +33,7 @@ feature set is trimmed to the shortest; nothing is marked missing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -71,6 +74,8 @@ WINDOW_S = 4.0
 N_TRIALS = 24           # of the release; a file's own variables are what is read
 N_EYE = 31
 SESSIONS = (1, 2, 3)
+#: feature variables that SEED's ExtractedFeatures hold and SEED-IV's files do not
+SEED_ONLY_VARIABLE = re.compile(r"^(?:dasm|rasm|asm|dcau)_(?:movingAve|LDS)\d+$")
 RAW_DIR = "eeg_raw_data"
 FEATURE_DIR = "eeg_feature_smooth"
 EYE_DIR = "eye_feature_smooth"
@@ -142,6 +147,13 @@ def _find(folder: Path, subject: int) -> Path | None:
 def _session(subject: int, session: int, path: Path, raw_path: Path | None,
              eye_path: Path | None, nan_policy: str) -> Iterator[Recording]:
     features = load_mat(path)
+    foreign = sorted(name for name in features if SEED_ONLY_VARIABLE.match(name))
+    if foreign:
+        raise DatasetFormatError(path, f"holds SEED's asymmetry feature variables "
+                                 f"({', '.join(foreign[:2])}, ...): a SEED ExtractedFeatures "
+                                 "file, not a SEED-IV one",
+                                 f"only {', '.join(f'{n}<k>' for n in BAND_SETS)} "
+                                 "(SEED-IV eeg_feature_smooth)")
     trials = feature_trials(features, path, None)
     table = LABELS[session]
     beyond = [t for t in trials if t > len(table)]
