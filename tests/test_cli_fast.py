@@ -46,6 +46,8 @@ def test_catalog_matches_the_live_registries():
     (["list", "lgoreg"], "unknown method 'lgoreg'; valid: clmer,"),
     (["info", "deep", "--root", "data"], "unknown dataset 'deep'; valid: amigos,"),
     (["prepare", "seed_vi", "--root", "data"], "unknown dataset 'seed_vi'"),
+    (["prepare", "deap", "--root", "data", "--preset", "m2ss", "--verify"],
+     "unknown preset 'm2ss'"),
     (["info", "deap", "--root", "data", "--preset", "m2ss"], "unknown preset 'm2ss'"),
     (["info", "seed", "--root", "data", "--preset", "dhcm_cacl"],
      "preset 'dhcm_cacl' does not support seed"),

@@ -10,7 +10,6 @@ asks for the arrays.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -229,23 +228,32 @@ class WindowSet:
             self.meta.iloc[[]]
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write to ``path`` (a folder): tensors, metadata and description; atomic rename."""
+    def save(self, path: str | Path, replace: bool = True,
+             extra_files: dict[str, str] | None = None) -> Path:
+        """Write to ``path`` (a folder): tensors, metadata, description and ``extra_files``
+        (name -> text), all into a temporary sibling folder renamed into place once complete,
+        so that ``path`` is never seen half written. A failed write removes the temporary
+        folder and raises. ``replace``: an existing ``path`` is replaced; else it is kept
+        (another process saved the same entry first) and this copy is discarded."""
+        from affectlab.cache import publish, temporary_sibling
+
         path = Path(path)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        full = self if self.index is None else self.subset(np.arange(len(self)))
-        tensors = {name: full.tensor(name).contiguous() for name in full.base}
-        torch.save(tensors, tmp / "modalities.pt")
-        full.meta.to_pickle(tmp / "meta.pkl")
-        (tmp / "description.json").write_text(json.dumps(full.description, indent=1,
-                                                         default=str))
-        if path.exists():
-            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_sibling(path)
         try:
-            tmp.rename(path)
-        except OSError:                     # another process saved the same entry meanwhile
+            tmp.mkdir()
+            full = self if self.index is None else self.subset(np.arange(len(self)))
+            tensors = {name: full.tensor(name).contiguous() for name in full.base}
+            torch.save(tensors, tmp / "modalities.pt")
+            full.meta.to_pickle(tmp / "meta.pkl")
+            (tmp / "description.json").write_text(json.dumps(full.description, indent=1,
+                                                             default=str))
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text)
+            publish(tmp, path, replace=replace)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return path
 
     @classmethod

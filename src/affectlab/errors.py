@@ -42,6 +42,16 @@ class UnknownNameError(ConfigError):
         super().__init__(kind, f"unknown {kind} '{name}'; valid: {', '.join(self.valid)}")
 
 
+class CacheError(AffectlabError):
+    """The dataset cache folder cannot hold an entry (a file in its place, not writable, a
+    full disk): names the folder, the problem and what to do."""
+
+    def __init__(self, folder: str | Path, problem: str, remedy: str):
+        self.folder = str(folder)
+        self.problem = problem
+        super().__init__(f"dataset cache folder {self.folder}: {problem}; {remedy}")
+
+
 class ProtocolError(AffectlabError):
     """A protocol cannot be applied to this data (too few subjects, one session, ...)."""
 

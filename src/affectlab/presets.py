@@ -31,6 +31,8 @@ import inspect
 import json
 import logging
 import os
+import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +49,10 @@ from pydantic import (
     ValidationError,
 )
 
+from affectlab import cache as cache_files
 from affectlab import features as feat
 from affectlab import signal as sig
+from affectlab.cache import read_scope
 from affectlab.data import WindowSet, concat_meta
 from affectlab.datasets import DATASET_NAMES, get_spec, iter_recordings
 from affectlab.datasets.base import (
@@ -59,7 +63,13 @@ from affectlab.datasets.base import (
     Stream,
 )
 from affectlab.datasets.channels import DEAP_EEG
-from affectlab.errors import ConfigError, DatasetFormatError, UnknownNameError, config_error
+from affectlab.errors import (
+    AffectlabError,
+    ConfigError,
+    DatasetFormatError,
+    UnknownNameError,
+    config_error,
+)
 
 log = logging.getLogger("affectlab.presets")
 CACHE_VERSION = 4          # 3: ratings off the dataset scale marked missing; 4: flat channels
@@ -720,23 +730,64 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("AFFECTLAB_CACHE", Path.home() / ".cache" / "affectlab"))
 
 
-def dataset_fingerprint(root: Path) -> str:
-    """Hash of every file's relative path, size and modification time under ``root``."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+def dataset_fingerprint(root: str | Path, dataset: str | None = None,
+                        face_dir: str | Path | None = None,
+                        exclude: Iterable[Path] = ()) -> str:
+    """Hash of the state of every file ``dataset``'s reader can read for ``root``
+    (:func:`affectlab.cache.read_scope`: the dataset's top folder as the reader resolves it,
+    or the one file read, and ``face_dir``; without ``dataset``: everything under ``root``, or
+    ``root`` itself if it is a file): per file its relative path, size, ``st_mtime_ns``,
+    ``st_ctime_ns``, ``st_ino`` and a content sample (whole files up to 1 MiB, 8 blocks of
+    16 KiB of larger ones; see :mod:`affectlab.cache`). The sample alone could miss an in-place
+    change of an unsampled block with the same size and mtime; the change time cannot (any
+    write sets it, ``os.utime`` cannot set it back). ``exclude``: folders left out (the cache
+    folder, where it lies inside the dataset)."""
+    scope = read_scope(dataset, root, face_dir) if dataset else {"data": Path(root)}
+    return cache_files.fingerprint(cache_files.file_states(scope, exclude))
 
 
-def cache_key(dataset: str, root: Path, preset: str, options: dict) -> str:
-    """Hash of the dataset's files, the preset, its options and the modality plan they give
-    (a changed plan, e.g. a modality added to a preset, builds a new entry)."""
+def _config_digest(dataset: str, preset: str, options: dict) -> str:
+    """Hash of the preset, its options, the modality plan they give and the cache version."""
     plan = get_preset(preset).plan(dataset, options)
     payload = json.dumps({"dataset": dataset, "preset": preset, "options": options,
-                          "plan": plan, "files": dataset_fingerprint(root),
-                          "version": CACHE_VERSION}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+                          "plan": plan, "version": CACHE_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _entry_key(config: str, files: str) -> str:
+    return hashlib.sha256(f"{config}|{files}".encode()).hexdigest()[:16]
+
+
+def cache_key(dataset: str, root: Path, preset: str, options: dict,
+              cache_dir: str | Path | None = None) -> str:
+    """Hash of the dataset's files (:func:`dataset_fingerprint`), the preset, its options and
+    the modality plan they give (a changed plan, e.g. a modality added to a preset, builds a
+    new entry). ``cache_dir``: left out of the files where it lies inside the dataset."""
+    exclude = [Path(cache_dir)] if cache_dir is not None else []
+    files = dataset_fingerprint(root, dataset, options.get("face_dir"), exclude)
+    return _entry_key(_config_digest(dataset, preset, options), files)
+
+
+@dataclass
+class _Entry:
+    """A cache entry as the files are now: its folder, what was fingerprinted and how."""
+
+    folder: Path
+    scope: dict[str, Path]
+    states: dict[str, cache_files.FileState]
+    config: str
+
+    @property
+    def exclude(self) -> list[Path]:
+        return [self.folder.parent]
+
+
+def _entry(dataset: str, root: Path, preset: str, opts: dict, cache: Path) -> _Entry:
+    scope = read_scope(dataset, root, opts["face_dir"])
+    states = cache_files.file_states(scope, [cache])
+    config = _config_digest(dataset, preset, opts)
+    key = _entry_key(config, cache_files.fingerprint(states))
+    return _Entry(cache / f"{dataset}-{preset}-{key}", scope, states, config)
 
 
 def _reader_options(spec, chosen: Preset, opts: dict) -> dict[str, Any]:
@@ -752,14 +803,32 @@ def _reader_options(spec, chosen: Preset, opts: dict) -> dict[str, Any]:
     return reader_opts
 
 
+def _cache_folder(cache_dir: str | Path | None) -> Path:
+    """The cache folder, with the temporary folders of killed writers removed; a file in its
+    place is refused (:class:`~affectlab.errors.CacheError`)."""
+    cache = Path(cache_dir or default_cache_dir()).expanduser()
+    cache_files.refuse_file(cache)
+    for path in cache_files.remove_stale_temporaries(cache):
+        log.info("removed %s, left by a writer that was killed", path)
+    return cache
+
+
 def prepare(dataset: str, root: str | Path, preset: str = "default",
             options: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
             progress: bool = False, use_cache: bool = True) -> tuple[WindowSet, Path | None]:
     """Read, preprocess and cache a dataset; returns the WindowSet and its cache folder.
 
-    The cache is keyed by the dataset's files (path, size, mtime), the preset options and the
-    modality plan, so a changed file, option or plan builds a new entry; the options are saved
-    beside the tensors.
+    The cache is keyed by the content of every file the dataset's reader can read (see
+    :func:`dataset_fingerprint`: the dataset folder as the reader resolves ``root``, or the
+    one file read, and the ``face_dir`` folder), the preset options and the modality plan, so a
+    changed file, option or plan builds a new entry; the options are saved beside the tensors
+    and a manifest of the files with full content hashes (``files.json``, rechecked by
+    :func:`verify_cache`). An entry is written into a temporary folder and renamed into place
+    once complete: of concurrent writers of one entry the first wins and the others discard
+    their copy; temporary folders of killed writers are removed by the next prepare. A cache
+    folder that is a file, cannot be written or fills up raises
+    :class:`~affectlab.errors.CacheError` naming it (an existing entry is still read from a
+    read-only folder). Returns a ``None`` folder when the files changed while being read.
     """
     opts = check_data_options(dataset, preset, options)
     spec, chosen = get_spec(dataset), get_preset(preset)
@@ -770,12 +839,111 @@ def prepare(dataset: str, root: str | Path, preset: str = "default",
         return build_windowset(spec.name, recs, preset, opts, progress), None
     if not root.exists():
         iter_recordings(spec.name, root).__next__()  # raises the reader's own error
-    folder = Path(cache_dir or default_cache_dir()) / f"{spec.name}-{preset}-" \
-        f"{cache_key(spec.name, root, preset, opts)}"
-    if (folder / "modalities.pt").exists():
-        return WindowSet.load(folder), folder
+    cache = _cache_folder(cache_dir)
+    entry = _entry(spec.name, root, preset, opts, cache)
+    broken = False
+    if (entry.folder / cache_files.MANIFEST).is_file():
+        try:
+            return WindowSet.load(entry.folder), entry.folder
+        except AffectlabError as exc:
+            log.warning("%s; rebuilding it", exc)
+            broken = True
+    cache_files.ensure_writable(cache)              # before any data is read
     recs = iter_recordings(spec.name, root, subjects=opts["subjects"], **reader_opts)
     windows = build_windowset(spec.name, recs, preset, opts, progress)
     windows.description["root"] = str(root.resolve())
-    windows.save(folder)
-    return windows, folder
+    return windows, _store(windows, entry, replace=broken)
+
+
+def _store(windows: WindowSet, entry: _Entry, replace: bool = False) -> Path | None:
+    """Save ``windows`` as ``entry`` with the manifest of its files; ``None`` (nothing saved)
+    if the files changed while they were read."""
+    start = time.perf_counter()
+    now = cache_files.file_states(entry.scope, entry.exclude, full=True)
+    changed = sorted(name for name in set(now) | set(entry.states)
+                     if name not in now or name not in entry.states
+                     or not now[name].same_stat(entry.states[name])
+                     or now[name].sample != entry.states[name].sample)
+    if changed:
+        log.warning("%s: %d file(s) changed while they were read (%s); the WindowSet is not "
+                    "cached", entry.folder.name, len(changed), ", ".join(changed[:3]))
+        return None
+    log.info("hashed %d files (%.1f MB) for the cache manifest in %.2f s", len(now),
+             sum(s.size for s in now.values()) / 1e6, time.perf_counter() - start)
+    text = json.dumps(cache_files.manifest(entry.scope, now, entry.config), indent=1)
+    try:
+        windows.save(entry.folder, replace=replace, extra_files={cache_files.MANIFEST: text})
+    except (OSError, RuntimeError) as exc:
+        raise cache_files.cache_error(entry.folder.parent, exc) from None
+    return entry.folder
+
+
+@dataclass
+class CacheCheck:
+    """What :func:`verify_cache` found.
+
+    folder: the entry checked: the one :func:`prepare` would load for the files as they are now
+        (``current``), else the newest entry of the same dataset, preset and options built
+        from other files (``current`` False), else None (no entry).
+    comparison: the entry's files against the files now, by full content hash.
+    removed: the stale current entry was removed (the next prepare rebuilds it).
+    """
+
+    folder: Path | None
+    current: bool
+    comparison: cache_files.Comparison | None
+    scope: dict[str, Path]
+    removed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.current and self.comparison is not None and not self.comparison.stale
+
+
+def verify_cache(dataset: str, root: str | Path, preset: str = "default",
+                 options: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
+                 remove_stale: bool = True) -> CacheCheck:
+    """Recheck the cache entry of ``dataset`` / ``preset`` / ``options`` against the files,
+    by full content hash (``affectlab prepare --verify``).
+
+    The entry's manifest (written with the entry) holds each file's size, times, inode,
+    sampled and full blake2b hashes; every file of the dataset is hashed whole again and
+    compared: ``changed`` (content differs), ``added``, ``removed``, ``touched`` (times or
+    inode differ, content the same). A stale entry that :func:`prepare` would still load (a
+    change no stat shows) is removed when ``remove_stale``. Where the files changed in a way
+    the key sees, :func:`prepare` builds a new entry anyway; the newest older entry of the
+    same options is compared, to say which files changed. Nothing is read or built.
+    """
+    opts = check_data_options(dataset, preset, options)
+    name = get_spec(dataset).name
+    root = Path(root)
+    if not root.exists():
+        iter_recordings(name, root).__next__()      # raises the reader's own error
+    cache = Path(cache_dir or default_cache_dir()).expanduser()
+    cache_files.refuse_file(cache)
+    entry = _entry(name, root, preset, opts, cache)
+    current = (entry.folder / cache_files.MANIFEST).is_file()
+    folder = entry.folder if current else _newest_entry(cache, name, preset, entry.config)
+    if folder is None:
+        return CacheCheck(None, False, None, entry.scope)
+    recorded = cache_files.manifest_states(
+        json.loads((folder / cache_files.MANIFEST).read_text()))
+    comparison = cache_files.compare(recorded, entry.scope, entry.exclude)
+    check = CacheCheck(folder, current, comparison, entry.scope)
+    if current and comparison.stale and remove_stale:
+        shutil.rmtree(folder, ignore_errors=True)
+        check.removed = not folder.exists()
+    return check
+
+
+def _newest_entry(cache: Path, dataset: str, preset: str, config: str) -> Path | None:
+    """The newest entry of ``dataset`` / ``preset`` built with the options digest ``config``."""
+    found = []
+    for folder in cache.glob(f"{dataset}-{preset}-*"):
+        path = folder / cache_files.MANIFEST
+        try:
+            if ".tmp" not in folder.name and json.loads(path.read_text())["config"] == config:
+                found.append((path.stat().st_mtime, folder))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return max(found)[1] if found else None

@@ -150,18 +150,61 @@ def _missing_text(counts: dict, n_windows: int) -> str:
 def prepare(dataset: str = typer.Argument(...), root: Path = typer.Option(...),
             preset: str = typer.Option("default"),
             set_: list[str] = typer.Option([], "--set", help="data option, e.g. data.window_s=2"),
-            cache_dir: Path = typer.Option(None)) -> None:
+            cache_dir: Path = typer.Option(None, help="WindowSet cache folder (default: "
+                                           "AFFECTLAB_CACHE or ~/.cache/affectlab)"),
+            verify: bool = typer.Option(False, "--verify", help="recheck the cache entry "
+                                        "against the dataset's files by full content hash "
+                                        "(builds nothing); exit 1 if stale or absent")) -> None:
     """Build (or find) the cached WindowSet and print where it is."""
     from affectlab.cli.checks import check_dataset_preset
 
     check_dataset_preset(dataset, preset)
     options = _data_options(set_)
+    if verify:
+        _verify(dataset, root, preset, options, cache_dir)
+        return
     from affectlab.presets import prepare as build
 
     windows, folder = build(dataset, root, preset, options, cache_dir=cache_dir,
                             progress=True)
     typer.echo(f"{len(windows)} windows, modalities {windows.summary()['modalities']}")
     typer.echo(str(folder))
+
+
+def _verify(dataset: str, root: Path, preset: str, options: dict, cache_dir: Path | None,
+            ) -> None:
+    """``prepare --verify``: the entry's files against the files now; exit 1 unless current."""
+    from affectlab.cache import locate
+    from affectlab.presets import verify_cache
+
+    check = verify_cache(dataset, root, preset, options, cache_dir)
+    if check.folder is None:
+        typer.echo(f"no cache entry of {dataset} / {preset} with these options; prepare "
+                   "builds one")
+        raise typer.Exit(1)
+    result = check.comparison
+    typer.echo(f"hashed {result.n_files} files ({result.n_bytes / 1e6:.1f} MB) in "
+               f"{result.seconds:.1f} s against {check.folder}")
+    for kind in ("changed", "added", "removed"):
+        for name in getattr(result, kind):
+            typer.echo(f"  {kind}: {locate(check.scope, name)}")
+    if result.touched:
+        typer.echo(f"  {len(result.touched)} file(s) with new times or inode, content "
+                   f"unchanged (e.g. {locate(check.scope, result.touched[0])})")
+    if check.ok:
+        typer.echo("up to date")
+        return
+    if not check.current and not result.stale:
+        typer.echo("stale: the content is the same but times or inodes changed since the "
+                   "entry was built (the key holds them); prepare builds a new entry")
+    elif not check.current:
+        typer.echo("stale: the entry was built from files that have changed since; prepare "
+                   "builds a new entry")
+    elif check.removed:
+        typer.echo("stale: the entry was removed; prepare rebuilds it")
+    else:
+        typer.echo("stale: remove the entry folder, then prepare rebuilds it")
+    raise typer.Exit(1)
 
 
 @app.command("list")
