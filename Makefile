@@ -17,6 +17,9 @@ demo: $(STAMP)
 	$(BIN)/affectlab demo
 
 test: $(STAMP)
+	# headless Chromium for tests/test_html_report.py (Debian's package; skipped without apt)
+	command -v chromium >/dev/null || (command -v apt-get >/dev/null && \
+		apt-get install -y -q chromium >/dev/null 2>&1) || true
 	$(BIN)/ruff check src tests benchmarks
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15

@@ -1,11 +1,11 @@
-"""Comparison tables (Markdown + CSV) and plots (PNG) from one or more run directories."""
+"""Comparison tables (Markdown + CSV) and plots (PNG) from one or more run directories; the
+HTML pages are in :mod:`affectlab.html_report`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from affectlab.errors import AffectlabError
@@ -114,74 +114,45 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> dict[str, list[
 
 
 def plot_run(run_dir: str | Path, out: Path) -> list[Path]:
-    """Confusion matrix, per-subject accuracy bars and (if present) an uncertainty histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The run's figures as PNG files (those of its report.html): row-normalised confusion
+    (per direction for cross-modal runs), balanced accuracy per subject against each subject's
+    chance with dropped subjects marked, training curves, and for methods that output
+    uncertainty a reliability diagram and the uncertainty per trial."""
+    from affectlab import figures
+    from affectlab.html_report import (
+        confusion_panels,
+        fold_records,
+        histories,
+        subject_figure,
+        subject_rows,
+    )
 
     summary = load_summary(run_dir)
     predictions = load_predictions(run_dir)
+    records = fold_records(Path(run_dir))
     name = Path(run_dir).name
-    classes = summary.get("classes") or sorted(predictions["y_true"].unique())
-    paths = []
-
-    n = len(classes)
-    matrix = np.zeros((n, n), int)
-    np.add.at(matrix, (predictions["y_true"].to_numpy(), predictions["y_pred"].to_numpy()), 1)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 1.2 * n + 1.5))
-    ax.imshow(matrix, cmap="Blues")
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
-    ax.set(xticks=range(n), yticks=range(n), xticklabels=classes, yticklabels=classes,
-           xlabel="predicted", ylabel="true", title=f"{name}\nconfusion (all test folds)")
-    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-    paths.append(_save(fig, out / f"{name}_confusion.png"))
-
-    subjects = summary.get("per_subject", {})
-    if subjects:
-        paths.append(_subject_plot(plt, summary, name, n, out))
-
-    if "uncertainty" in predictions:
-        correct = predictions["y_true"] == predictions["y_pred"]
-        fig, ax = plt.subplots(figsize=(5, 3))
-        bins = np.linspace(predictions["uncertainty"].min(), predictions["uncertainty"].max(), 25)
-        ax.hist(predictions.loc[correct, "uncertainty"], bins=bins, alpha=0.6, label="correct")
-        ax.hist(predictions.loc[~correct, "uncertainty"], bins=bins, alpha=0.6, label="wrong")
-        ax.set(xlabel="uncertainty", ylabel="windows", title=f"{name}: uncertainty")
-        ax.legend()
-        paths.append(_save(fig, out / f"{name}_uncertainty.png"))
+    classes = [str(c) for c in summary.get("classes") or sorted(predictions["y_true"].unique())]
+    paths = [figures.save(figures.confusion(confusion_panels(records, predictions), classes,
+                                            f"{name}: confusion"),
+                          out / f"{name}_confusion.png")]
+    rows = subject_rows(summary, predictions)
+    if rows:
+        paths.append(figures.save(subject_figure(summary, rows, name),
+                                  out / f"{name}_subjects.png"))
+    logged = histories(records)
+    curves = figures.history_curves(logged, f"{name}: training / validation") if logged \
+        else None
+    if curves is not None:
+        paths.append(figures.save(curves, out / f"{name}_curves.png"))
+    if "uncertainty" in predictions and predictions["uncertainty"].notna().any():
+        rows = predictions[predictions["uncertainty"].notna()]
+        if figures.prob_columns(rows):
+            paths.append(figures.save(figures.reliability(rows, f"{name}: reliability"),
+                                      out / f"{name}_reliability.png"))
+        paths.append(figures.save(figures.trial_uncertainty(
+            figures.trial_table(rows), f"{name}: uncertainty per trial"),
+            out / f"{name}_uncertainty.png"))
     return paths
-
-
-def _subject_plot(plt, summary: dict, name: str, n_classes: int, out: Path) -> Path:
-    """Accuracy per subject; subjects the runner dropped entirely are shown as absent."""
-    subjects = summary["per_subject"]
-    dropped = [str(s) for s in (summary.get("dropped") or {}).get("subjects", [])]
-    keys = sorted({*subjects, *dropped}, key=lambda s: (0, int(s)) if s.isdigit() else (1, s))
-    fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(keys) + 2), 3))
-    ax.bar(keys, [subjects[k]["accuracy"] if k in subjects else 0.0 for k in keys],
-           color="tab:blue")
-    for k in dropped:
-        ax.text(keys.index(k), 0.02, "dropped", rotation=90, ha="center", va="bottom",
-                color="tab:red", fontsize=8)
-    ax.axhline(1 / n_classes, color="grey", linestyle="--", label="chance")
-    title = f"{name}: per subject"
-    if dropped:
-        title += f" ({len(dropped)} dropped: no usable windows)"
-    ax.set(xlabel="subject", ylabel="accuracy", ylim=(0, 1), title=title)
-    ax.legend()
-    return _save(fig, out / f"{name}_subjects.png")
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 # --------------------------------------------------------------------------- paired comparison

@@ -2,8 +2,9 @@
 
 A run directory ``runs/<name>/`` holds ``config.yaml`` (the resolved configuration),
 ``folds/<k>/metrics.json`` and ``folds/<k>/predictions.csv`` (each written atomically; a fold
-with a ``metrics.json`` is finished and is never redone), ``summary.json``, ``summary.md`` and
-``run.log``. Re-running the same command into the same directory resumes.
+with a ``metrics.json`` is finished and is never redone), ``summary.json``, ``summary.md``,
+``report.html`` (:mod:`affectlab.html_report`) and ``run.log``. Re-running the same command
+into the same directory resumes.
 """
 
 from __future__ import annotations
@@ -745,7 +746,8 @@ def collect_folds(plan: Plan, run_dir: Path,
 
 
 def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = None) -> dict:
-    """Aggregate the finished folds into summary.json and summary.md (failed folds named)."""
+    """Aggregate the finished folds into summary.json, summary.md and report.html (failed
+    folds named)."""
     failed = failed or {}
     per_fold, predictions = collect_folds(plan, run_dir, set(failed))
     if not per_fold:
@@ -788,7 +790,15 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1,
                                                             default=_jsonable))
     atomic_write_text(run_dir / "summary.md", summary_markdown(summary))
+    _write_html(run_dir)
     return summary
+
+
+def _write_html(run_dir: Path) -> None:
+    """``report.html`` beside the summary (a failure is logged; the results stand)."""
+    from affectlab.html_report import try_write_run_report
+
+    try_write_run_report(run_dir)
 
 
 CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "kappa")
@@ -846,6 +856,7 @@ def _write_failure_summary(plan: Plan, run_dir: Path, failed: dict[int, str]) ->
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1,
                                                             default=_jsonable))
     atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
+    _write_html(run_dir)
     return summary
 
 

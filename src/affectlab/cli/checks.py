@@ -4,10 +4,11 @@ registries (with the same messages); these only answer sooner."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from affectlab import catalog
-from affectlab.errors import ConfigError
+from affectlab.errors import AffectlabError, ConfigError
 
 
 def check_dataset_preset(dataset: str, preset: str | None) -> str:
@@ -53,3 +54,11 @@ def _check_builtin_method(method: str, method_preset: Any, protocol: Any) -> Non
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def check_run_dirs(run_dirs: list[Path]) -> None:
+    """Every path is a finished run directory (it has a summary.json)."""
+    for run_dir in run_dirs:
+        if not (Path(run_dir) / "summary.json").is_file():
+            what = "no such folder" if not Path(run_dir).is_dir() else "no summary.json"
+            raise AffectlabError(f"{run_dir}: {what} (is this a finished run directory?)")

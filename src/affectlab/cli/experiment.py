@@ -125,8 +125,19 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
 
 @app.command()
 def report(run_dirs: list[Path] = typer.Argument(..., help="run directories"),
-           out: Path = typer.Option(Path("report"), help="output folder")) -> None:
-    """Comparison table (Markdown + CSV) and plots (PNG) for run directories."""
+           out: Path = typer.Option(None, help="also write the comparison table (Markdown + "
+                                    "CSV) and PNG plots of the runs here")) -> None:
+    """(Re)write each run directory's report.html (self-contained: tables, embedded plots,
+    honesty flags); with --out also a comparison table and PNG plots of the runs."""
+    from affectlab.cli.checks import check_run_dirs
+
+    check_run_dirs(run_dirs)
+    from affectlab.html_report import write_run_report
+
+    for run_dir in run_dirs:
+        typer.echo(f"report: {write_run_report(run_dir)}")
+    if out is None:
+        return
     from affectlab.report import write_report
 
     written = write_report(list(run_dirs), out)
