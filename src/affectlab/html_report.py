@@ -357,8 +357,8 @@ def curves_section(records: list[dict], name: str) -> str:
     if fig is None:
         return ""
     caption = ("Per-epoch values the method logged (folds/<k>/history.csv), one line per "
-               "fold; pre-training epochs come first where the method has a pre-training "
-               "stage.")
+               "fold (with more than 8 folds thin grey lines under their mean); pre-training "
+               "epochs come first where the method has a pre-training stage.")
     return ('<section id="curves"><h2>Training curves</h2>'
             + image(fig, "training and validation curves", caption) + "</section>")
 
