@@ -506,6 +506,48 @@ def test_frozen_encoders_stay_frozen(mode, changes):
     assert all(p.requires_grad == changes for p in method.encoders_.parameters())
 
 
+def test_pretraining_reads_the_unlabelled_and_validation_windows_but_no_label():
+    ws, y = tiny_windowset(32)
+    ws.base["face_au"][30] = float("nan")                   # an unlabelled window without AUs
+    method = create_method("clmer", {**TINY, "modalities": ["physiology", "au"]},
+                           n_classes=2, seed=0, preset="fast")
+    seen = []
+    method._pretrain = lambda models, xs, generator: seen.append([len(x) for x in xs])
+    method.fit(split_of(ws, y, np.arange(16)), unlabeled=split_of(ws, None, np.arange(24, 32)),
+               val=split_of(ws, y, np.arange(16, 24)))
+    assert seen == [[16 + 8 + 7, 16 + 8 + 7]]               # train + val + complete unlabelled
+
+
+def test_frozen_epochs_train_the_fusion_alone_first():
+    """Encoders stay untouched (weights and BatchNorm statistics) while frozen; the first
+    trained epoch moves them; ``encoder_lr`` is the encoders' own learning rate."""
+    ws, y = tiny_windowset()
+    seen = []
+
+    def run(options: dict) -> CLMER:
+        method = create_method("clmer", {**TINY, "encoder": "finetune", "epochs": 3,
+                                         **options}, n_classes=2, seed=0, preset="paper")
+        states = _encoder_snapshots(method)
+        seen.append(states)
+        return method.fit(split_of(ws, y))
+
+    def moved(states: dict) -> bool:
+        return not all(torch.equal(states["before"][k], states["after"][k])
+                       for k in states["before"])
+
+    def largest_step(states: dict) -> float:
+        return max(float((states["after"][k].float() - states["before"][k].float()).abs().max())
+                   for k in states["before"] if k.endswith("weight"))
+
+    run({"frozen_epochs": 3})
+    run({"frozen_epochs": 2})
+    slow = run({"frozen_epochs": 2, "encoder_lr": 1e-7})
+    assert not moved(seen[0]) and moved(seen[1])
+    assert largest_step(seen[2]) < 1e-5 < largest_step(seen[1])
+    assert all(p.requires_grad for p in slow.encoders_.parameters())
+    assert not slow._frozen_encoders and not slow.encoders_.training
+
+
 # --------------------------------------------------------------------------- method
 
 def test_config_validation_and_presets():

@@ -29,7 +29,9 @@ with statistics of the training part (physiology first per recording with
    :func:`affectlab.losses.temporal.temporal_contrastive_loss`), the past and the future of
    the cut encoded apart (see Interpretation).
    ``L_sequence = lambda_1 L_sample + lambda_2 L_temporal`` (Eq. 4). Adam 3e-4, weight decay 3e-4,
-   batch 64, 500 epochs (Sec. IV-C).
+   batch 64, 500 epochs (Sec. IV-C). The stage reads every window it may see without labels:
+   the training part, the validation part and the protocol's unlabelled part (never the test
+   part of a non-transductive protocol), z-scored with the training statistics.
 2. Fusion (Sec. III-D, Fig. 3): the (frozen) encoders' sequences, a learned token-length map per
    modality to a common length ``L`` (Sec. IV-G, Tables XI-XII), a linear projection to
    ``d_model`` plus sine position codes, then ``k (k-1)`` pairwise multi-head cross-modal
@@ -104,6 +106,12 @@ Interpretation (ambiguities and deviations)
   (about 280 training windows): 0.540 pre-trained against 0.644 without (``pretrain=False``,
   same architecture); 0.545 against 0.672 with the earlier choices; fine-tuning the encoders
   at a tenth of the fusion's learning rate brought both arms to chance.
+* Fine-tuning recipe (not in the paper, which freezes the encoders): with
+  ``encoder="finetune"``, ``frozen_epochs`` trains the fusion on frozen encoders (weights and
+  BatchNorm statistics) before every parameter is trained, and ``encoder_lr`` gives the
+  encoders their own learning rate: linear probing then fine-tuning (Kumar et al., ICLR 2022,
+  arXiv:2202.10054), which keeps a randomly initialised head from overwriting pre-trained
+  features in the first epochs. Off by default (0, ``None``).
 * Eq. 4 weights: not given; TS-TCC's 0.7 (sample / contextual) and 1.0 (temporal).
 * Augmentations: not specified beyond their kind; weak = scaling by ``N(1, weak_scale)`` +
   Gaussian jitter ``weak_jitter``; strong = permutation of up to ``max_segments`` random
@@ -613,6 +621,11 @@ class CLMERConfig(MethodConfig):
     plateau_patience: int = Field(20, ge=0, description="epochs without improvement before the "
                                   "learning rate is reduced")
     plateau_factor: float = Field(0.1, gt=0, lt=1)
+    frozen_epochs: int = Field(0, ge=0, description="with encoder='finetune': train the "
+                               "fusion this many epochs on frozen encoders first, then all "
+                               "parameters (linear probing then fine-tuning)")
+    encoder_lr: float | None = Field(None, gt=0, description="with encoder='finetune': the "
+                                     "encoders' learning rate (None: lr)")
     select_best: bool = Field(False, description="keep the epoch with the lowest validation "
                               "loss (default: the last epoch, as the paper's fixed epochs)")
     patience: int | None = Field(None, ge=1, description="stop after this many epochs without "
@@ -729,7 +742,7 @@ class CLMER(Method):
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:
         generator, xs, y = self._training_inputs(train)
-        self.encoders_ = self._encoders(xs, generator)
+        self.encoders_ = self._encoders(self._pretext_pool(xs, [unlabeled, val]), generator)
         self.fusion_ = self._build_fusion(xs, train).to(self.device)
         self._train_fusion(xs, y, val, generator)
         return self
@@ -754,6 +767,21 @@ class CLMER(Method):
                                                          device=self.device)
         return generator, xs, y
 
+    def _pretext_pool(self, xs: list[torch.Tensor],
+                      extra: Sequence[Split | None]) -> list[torch.Tensor]:
+        """The windows the contrastive stage reads: the training windows ``xs`` and every
+        window of the ``extra`` parts (unlabeled, validation; never the test part) that has
+        each chosen modality, z-scored with the training statistics; labels are not used."""
+        pool = [[x] for x in xs]
+        for part in extra:
+            if part is None or not len(part):
+                continue
+            zs, complete = self._standardized(part)
+            keep = torch.as_tensor(np.flatnonzero(complete), device=self.device)
+            for group, z in zip(pool, zs, strict=True):
+                group.append(z[keep])
+        return [torch.cat(group) for group in pool]
+
     def pretext_features(self, train: Split, unlabeled: Split | None, parts: Sequence[Split],
                          pretrain: bool = True) -> list[np.ndarray]:
         """Per window, the time-mean of every chosen modality's frozen encoder output,
@@ -764,7 +792,8 @@ class CLMER(Method):
         with training statistics; a window lacking a chosen modality is a NaN row.
         """
         generator, xs, _ = self._training_inputs(train)
-        self.encoders_ = self._contrast_encoders(xs, generator, pretrain).eval()
+        self.encoders_ = self._contrast_encoders(self._pretext_pool(xs, [unlabeled]),
+                                                 generator, pretrain).eval()
         out = []
         for part in parts:
             xs, complete = self._standardized(part)
@@ -871,11 +900,12 @@ class CLMER(Method):
                       generator: torch.Generator) -> None:
         """Stage 2: fusion + classifier; reduce-on-plateau and best-state on validation loss."""
         cfg = self.config
-        params = list(self.fusion_.parameters())
+        groups = [{"params": list(self.fusion_.parameters())}]
         if self._trainable_encoders:
-            params += list(self.encoders_.parameters())
+            groups.append({"params": list(self.encoders_.parameters()),
+                           "lr": cfg.encoder_lr or cfg.lr})
         feats = self._fusion_inputs(xs)
-        optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimiser, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
         val_data = None
@@ -884,7 +914,12 @@ class CLMER(Method):
                         torch.as_tensor(val.y, dtype=torch.long, device=self.device))
         offset = cfg.pretrain_epochs if cfg.pretrain else 0
         best, best_state, waited = np.inf, None, 0
+        self._frozen_encoders = False
         for epoch in range(cfg.epochs):
+            if self._trainable_encoders and cfg.frozen_epochs:
+                self._frozen_encoders = epoch < cfg.frozen_epochs
+                self.encoders_.requires_grad_(not self._frozen_encoders)
+                waited = 0 if epoch == cfg.frozen_epochs else waited
             self._set_train(True)
             losses = []
             for idx in minibatches(len(y), cfg.batch_size, generator, device=self.device):
@@ -907,16 +942,19 @@ class CLMER(Method):
                     best_state = copy.deepcopy(self._state())
             else:
                 waited += 1
-                if cfg.patience is not None and waited >= cfg.patience:
+                if cfg.patience is not None and waited >= cfg.patience \
+                        and not self._frozen_encoders:
                     break
         if best_state is not None:
             self._load_state(best_state)
+        self._frozen_encoders = False
         self._set_train(False)
 
     def _set_train(self, mode: bool) -> None:
         self.fusion_.train(mode)
         if self.encoders_ is not None:
-            self.encoders_.train(mode and self._trainable_encoders)
+            self.encoders_.train(mode and self._trainable_encoders
+                                 and not self._frozen_encoders)
 
     def _state(self) -> dict:
         state = {"fusion": self.fusion_.state_dict()}
