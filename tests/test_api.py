@@ -134,7 +134,8 @@ def test_runner_drops_what_usable_windows_drops(synthetic_root, windowset_cache)
     deap = synthetic_root("deap", n_subjects=3, seconds=4)
     plan = plan_run(load_config({"method": "logreg", "dataset": "deap", "root": str(deap),
                                  "protocol": "loso", "preset": "all",
-                                 "cache_dir": str(windowset_cache)}))
+                                 "cache_dir": str(windowset_cache),     # 2 subjects left:
+                                 "options": {"protocol": {"val_by": "trial"}}}))   # no val subject
     ws = affectlab.load("deap", deap, preset="all", cache_dir=windowset_cache)
     labels = affectlab.make_labels(ws.meta, "deap", "binary_valence")
     keep, dropped = affectlab.usable_windows(ws, labels)

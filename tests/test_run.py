@@ -217,7 +217,8 @@ def test_default_options_keep_every_subject(deap, tmp_path):
 
 
 def test_a_partial_modality_drops_loudly(deap, tmp_path, caplog):
-    cfg = config(deap, tmp_path, preset="all")
+    cfg = config(deap, tmp_path, preset="all",       # 2 subjects left: 1 training subject per
+                 options={"protocol": {"val_by": "trial"}})     # fold, no validation subject
     with caplog.at_level("WARNING", logger="affectlab.data"):
         summary, run_dir = run_experiment(cfg, out=tmp_path / "run")
     dropped = summary["dropped"]
@@ -239,7 +240,8 @@ def test_windows_are_dropped_only_for_modalities_the_method_uses(deap, tmp_path)
     from affectlab.run import plan_run
 
     base = {"method": "me_mhacl", "dataset": "deap", "root": str(deap), "protocol": "loso",
-            "method_preset": "fast", "cache_dir": str(tmp_path / "cache"), "preset": "all"}
+            "method_preset": "fast", "cache_dir": str(tmp_path / "cache"), "preset": "all",
+            "options": {"protocol": {"val_by": "trial"}}}    # 2 subjects left after the drop
     plan = plan_run(load_config({**base, "preset": "all"}).model_copy(
         update={"method": "logreg"}))
     assert plan.losses["by_reason"].get("missing_face_au")

@@ -6,13 +6,17 @@ method may use *unlabelled* (the target domain), and the modalities each part ma
 protocol touches the disk or parses file names.
 
 Leak-free protocols never put windows of one trial in two parts of a fold; validation parts are
-carved from the training trials (or subjects), never from the test part. ``random_window`` is the
-papers' random 70/15/15 split of windows (or of 1 s stimulus clips) and is marked **leaky**.
+carved from the training trials (or subjects), never from the test part. Cross-subject protocols
+(``loso``, ``subject_kfold``, and ``cross_modal`` / ``label_ratio`` on one of them) carve it from
+whole training subjects by default (``val_by=subject``), the others from whole training trials.
+``random_window`` is the papers' random 70/15/15 split of windows (or of 1 s stimulus clips) and
+is marked **leaky**.
 """
 
 from __future__ import annotations
 
 import copy
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
@@ -42,8 +46,11 @@ from affectlab.registry import Registry
 FIXED_TRAIN_TRIALS = {"seed": 9, "seed_iv": 16, "seed_v": 10}
 
 # Options every protocol takes. ``val_by``: the validation part is whole training trials
-# ("trial") or whole training subjects ("subject", for cross-subject protocols: a model that
-# learns who a subject is scores well on held-out trials of known subjects but not on new ones).
+# ("trial") or whole training subjects ("subject"). Its default depends on the protocol
+# (:meth:`Protocol.default_val_by`): "subject" for cross-subject protocols, whose test subjects
+# are new (a model that learns who a subject is scores well on held-out trials of known subjects
+# but not on new ones, so selecting on such trials is optimistic), "trial" for the others; the
+# "trial" here is a placeholder replaced by that default.
 COMMON_OPTIONS: dict[str, Any] = {"val_fraction": 0.2, "val_by": "trial", "seed": 0,
                                   "on_missing_class": "error"}
 
@@ -60,7 +67,10 @@ class ProtocolOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     val_fraction: Fraction = Field(0.2, description="share of the training trials (or subjects) "
                                    "held out for validation")
-    val_by: Literal["trial", "subject"] = "trial"
+    val_by: Literal["trial", "subject"] = Field("trial", description="the validation part "
+                                                "is whole training trials or subjects (default: "
+                                                "subject under cross-subject protocols, else "
+                                                "trial)")
     seed: int = Field(0, ge=0, lt=2**32, description="seed of the splits (default: the run's)")
     on_missing_class: Literal["error", "skip", "train"] = "error"
     split: Literal["kfold", "fixed"] = "kfold"
@@ -142,6 +152,8 @@ class Protocol:
 
     name: ClassVar[str] = ""
     leaky: ClassVar[bool] = False
+    #: test subjects never appear in training (the validation part defaults to whole subjects)
+    cross_subject: ClassVar[bool] = False
     summary: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
     #: the window table :meth:`bind` attached (``None``: unbound)
@@ -154,8 +166,21 @@ class Protocol:
             raise ConfigError(f"protocol.{sorted(unknown)[0]}",
                               f"unknown option for {self.name}; valid: {', '.join(valid)}")
         self.dataset = dataset
-        self.opts = validate_protocol_options({**self.options, **COMMON_OPTIONS, **options})
+        self.opts = validate_protocol_options({**COMMON_OPTIONS, **self.options, **options})
+        if "val_by" not in options:
+            self.opts["val_by"] = self.default_val_by()
         self.check()
+
+    def is_cross_subject(self) -> bool:
+        """Whether the test subjects of every fold are absent from its training part: this
+        protocol's own property, or its base split's (``cross_modal`` / ``label_ratio``)."""
+        if "base" in self.opts:
+            return PROTOCOLS.get(self.opts["base"]).cross_subject
+        return self.cross_subject
+
+    def default_val_by(self) -> str:
+        """``subject`` for a cross-subject protocol, ``trial`` for the others."""
+        return "subject" if self.is_cross_subject() else "trial"
 
     def check(self) -> None:
         """Checks of the options that need no data (run when the protocol is created); the
@@ -215,10 +240,14 @@ class Protocol:
         folds = list(self._folds(meta.reset_index(drop=True), y))
         if not folds:
             raise ProtocolError(f"{self.name}: no folds for this data")
+        subjects = meta["subject"].to_numpy()
         for fold in folds:
             if len(fold.train) == 0 or len(fold.test) == 0:
                 raise ProtocolError(f"{self.name}: fold {fold.name} has an empty "
                                     f"{'train' if len(fold.train) == 0 else 'test'} part")
+            if self.opts.get("val_by") == "subject" and len(fold.val):
+                fold.info = {**fold.info, "val_subjects": sorted(
+                    int(s) for s in np.unique(subjects[fold.val]))}
         return folds
 
     def _folds(self, meta: pd.DataFrame, y: np.ndarray) -> Iterator[Fold]:
@@ -234,20 +263,38 @@ class Protocol:
 
     def _carve_validation(self, meta: pd.DataFrame, y: np.ndarray, train: np.ndarray,
                           fold: str) -> tuple[np.ndarray, np.ndarray]:
-        """Split ``train`` into (train, val) by whole trials or subjects (option ``val_by``)."""
+        """Split ``train`` into (train, val) by whole trials or subjects (option ``val_by``):
+        ``ceil(val_fraction x n)`` of the ``n`` training trials (subjects) at random, at least
+        one, and at least one left to train on (trials: scikit-learn's GroupShuffleSplit with
+        seed ``protocol.seed``; subjects: numpy's ``default_rng`` seeded with ``protocol.seed``
+        and the fold's name). Under ``val_by=subject`` fewer than two training subjects is an
+        error (no honest validation part exists); under ``val_by=trial`` a single training
+        trial leaves no validation part."""
         fraction, by = float(self.opts["val_fraction"]), self.opts["val_by"]
         if fraction <= 0 or len(train) == 0:
             return train, np.empty(0, np.int64)
         groups = (meta["subject"].to_numpy() if by == "subject" else trial_keys(meta))[train]
-        if by == "subject" and len(np.unique(groups)) < 2:
-            raise ProtocolError(f"{self.name}: fold {fold} has {len(np.unique(groups))} training "
-                                "subject; val_by=subject needs at least 2 (use val_by=trial)")
-        if len(np.unique(groups)) < 2:
-            return train, np.empty(0, np.int64)
         n_groups = len(np.unique(groups))
+        if by == "subject" and n_groups < 2:
+            default = " (the default under cross-subject protocols)" \
+                if by == self.default_val_by() else ""
+            raise ProtocolError(f"{self.name}: fold {fold} has {n_groups} training subject; "
+                                f"val_by=subject{default} needs at least 2 (one to validate "
+                                "on, one to train on): set protocol.val_by=trial or "
+                                "protocol.val_fraction=0")
+        if n_groups < 2:
+            return train, np.empty(0, np.int64)
         if np.ceil(fraction * n_groups) >= n_groups:
             raise ProtocolError(f"{self.name}: protocol.val_fraction={fraction} leaves no "
                                 f"training {by} in fold {fold} ({n_groups} {by}s to split)")
+        if by == "subject":
+            # drawn per fold from (seed, fold name): GroupShuffleSplit's draw repeats across
+            # small seeds (seeds 0, 1 and 2 pick the same position of 5 subjects) and folds
+            rng = np.random.default_rng([int(self.opts["seed"]), zlib.crc32(fold.encode())])
+            chosen = rng.choice(np.unique(groups), int(np.ceil(fraction * n_groups)),
+                                replace=False)
+            is_val = np.isin(groups, chosen)
+            return np.sort(train[~is_val]), np.sort(train[is_val])
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction,
                                      random_state=int(self.opts["seed"]))
         keep, val = next(splitter.split(train, y[train], groups))
@@ -316,6 +363,7 @@ class SubjectDependent(Protocol):
 @_register
 class LeaveOneSubjectOut(Protocol):
     name = "loso"
+    cross_subject = True
     summary = "leave one subject out (LeaveOneGroupOut over subjects); per session optionally"
     options = {"per_session": False}
 
@@ -339,6 +387,7 @@ class LeaveOneSubjectOut(Protocol):
 @_register
 class SubjectKFold(Protocol):
     name = "subject_kfold"
+    cross_subject = True
     summary = "k-fold over subjects (GroupKFold): test subjects never seen in training"
     options = {"n_splits": 5}
 

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -136,6 +136,8 @@ class Plan:
     leaky: bool
     n_dropped: dict[str, int]
     losses: dict[str, Any]
+    #: the protocol's resolved options (``val_by`` and every default filled in)
+    protocol_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_name(self) -> str:
@@ -284,7 +286,7 @@ def plan_run(cfg: RunConfig, progress: bool = False, windows: WindowSet | None =
                 raise ConfigError("protocol.modalities", f"'{name}' is not in the data; "
                                   f"available: {', '.join(windows.names)}")
     return Plan(cfg, method_cls, method_config, windows, labels, folds, preset, cache_path,
-                protocol.leaky, dropped, losses)
+                protocol.leaky, dropped, losses, dict(protocol.opts))
 
 
 def _resolve_label_options(cfg: RunConfig, method_cls: type[Method],
@@ -472,6 +474,9 @@ def resolved_config(plan: Plan) -> dict[str, Any]:
     raw["preset"] = plan.preset
     raw["options"]["method"] = plan.method_config
     raw["options"]["data"] = plan.windows.description.get("options", {})
+    if "val_by" in plan.protocol_options:      # its default depends on the protocol: stated
+        raw["options"]["protocol"] = {**raw["options"]["protocol"],
+                                      "val_by": plan.protocol_options["val_by"]}
     return json.loads(json.dumps(raw, default=_jsonable))
 
 
@@ -560,6 +565,11 @@ def _comparable(config: dict) -> dict:
            if k not in ("device", "threads", "cache_dir", "resources")}
     if isinstance(out.get("labels"), dict):   # unset label options (older runs lack the keys)
         out["labels"] = {k: v for k, v in out["labels"].items() if v is not None}
+    options = out.get("options")
+    if isinstance(options, dict) and isinstance(options.get("protocol"), dict):
+        # runs before val_by was stated in config.yaml used val_by=trial under every protocol:
+        # such a loso run differs from today's default (subject) and is not resumed
+        out["options"] = {**options, "protocol": {"val_by": "trial", **options["protocol"]}}
     return out
 
 
@@ -767,6 +777,7 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
         "dropped": plan.losses,
         "data_preset": plan.preset, "forms": plan.windows.description.get("forms", {}),
         "seed": plan.cfg.seed, "config": resolved_config(plan),
+        "validation": validation_record(plan, per_fold),
         "version": affectlab.__version__,
         "cache": str(plan.cache_path) if plan.cache_path else None,
         "complete": not failed,
@@ -799,6 +810,20 @@ def _write_html(run_dir: Path) -> None:
     from affectlab.html_report import try_write_run_report
 
     try_write_run_report(run_dir)
+
+
+def validation_record(plan: Plan, per_fold: list[dict]) -> dict[str, Any]:
+    """How each fold's validation part was carved: ``by`` (trial / subject), ``fraction``,
+    ``seed`` (of the protocol's splits), and under ``by=subject`` the validation subjects of
+    each finished fold."""
+    opts = plan.protocol_options
+    record: dict[str, Any] = {"by": opts.get("val_by"), "fraction": opts.get("val_fraction"),
+                              "seed": opts.get("seed"),
+                              "windows": int(sum(f.get("n_val", 0) for f in per_fold))}
+    if opts.get("val_by") == "subject":
+        record["subjects"] = {f["fold"]: f.get("info", {}).get("val_subjects", [])
+                              for f in per_fold}
+    return record
 
 
 CI_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "kappa")
@@ -894,11 +919,21 @@ def summary_markdown(summary: dict) -> str:
     lines += _statistics_lines(summary)
     lines += ["", f"{summary['n_folds']} folds, seed {summary['seed']}, affectlab "
                   f"{summary['version']}, data preset `{summary['data_preset']}`."]
+    lines += _validation_lines(summary.get("validation") or {})
     if losses.get("windows") and not losses.get("subjects"):
         lines.append(f"Data: {losses_line(losses)}.")
     lines += _missing_lines(losses)
     lines += _failure_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def _validation_lines(record: dict) -> list[str]:
+    """summary.md's line on the validation part (what a sweep ranks by)."""
+    if not record.get("by") or not record.get("windows"):
+        return []
+    unit = "subjects" if record["by"] == "subject" else "trials"
+    return [f"Validation part: whole training {unit} (protocol.val_by={record['by']}, "
+            f"val_fraction={record['fraction']}, seed {record['seed']}); never test data."]
 
 
 def _missing_lines(losses: dict) -> list[str]:

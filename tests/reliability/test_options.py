@@ -396,7 +396,9 @@ def test_protocol_seed_sets_the_splits(deap_raw):
      "40 stimuli, fewer than protocol.n_splits=1000"),
     ({}, "subject_dependent", {"n_splits": 1000}, ProtocolError,
      "40 trials, fewer than protocol.n_splits=1000"),
-    ({}, "loso", {"val_fraction": 0.99}, ProtocolError,
+    ({}, "loso", {"val_fraction": 0.99}, ProtocolError,     # loso: validation by subject
+     "protocol.val_fraction=0.99 leaves no training subject in fold subj1 (2 subjects to split)"),
+    ({}, "loso", {"val_fraction": 0.99, "val_by": "trial"}, ProtocolError,
      "protocol.val_fraction=0.99 leaves no training trial"),
 ])
 def test_options_that_do_not_fit_the_data(deap_raw, data, protocol, name, error, message):
