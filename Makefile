@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The pinned CPU build of torch first, so the package's range is already satisfied.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,ray,docs]"
+	# mlflow: mlflow-skinny for tests/test_tracking.py (about 90 MiB, half a minute)
+	$(BIN)/pip install -q -e ".[test,ray,docs,mlflow]"
 	touch $(STAMP)
 
 demo: $(STAMP)

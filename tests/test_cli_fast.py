@@ -63,6 +63,7 @@ def test_catalog_matches_the_live_registries():
     ([*RUN, "--workers", "0"], "option '--workers': got 0"),
     ([*RUN, "--workers", "two"], "Invalid value for '--workers'"),
     ([*RUN, "--set", "novalue"], "'novalue' is not key=value"),
+    ([*RUN, "--track", "wandb"], "option 'track': got 'wandb'; allowed: mlflow"),
     ([*RUN, "--set", "preset=rawx"], "unknown preset 'rawx'"),
     (["run", "--method", "mypkg:", "--dataset", "deap", "--root", "data"],
      "an import path is module:attribute"),

@@ -69,6 +69,16 @@ class ResourceConfig(BaseModel):
     gpus_per_task: float = Field(0, ge=0)
 
 
+class TrackingConfig(BaseModel):
+    """Where ``track`` logs the finished run (:mod:`affectlab.tracking`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str | None = Field(None, description="tracking URI (default: MLFLOW_TRACKING_URI, "
+                            "else the file store ./mlruns)")
+    experiment: str | None = Field(None, description="experiment name (default: "
+                                   "<dataset>-<protocol>-<label scheme>)")
+
+
 class RunConfig(BaseModel):
     """Everything a run needs; ``options`` holds per-group overrides (method / protocol / data)."""
 
@@ -93,6 +103,9 @@ class RunConfig(BaseModel):
     cache_dir: str | None = None
     name: str | None = None
     resources: ResourceConfig = Field(default_factory=ResourceConfig)
+    track: str | None = Field(None, description="log the finished run to an experiment "
+                              "tracker: mlflow (the mlflow extra); never fails the run")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
         g: {} for g in OPTION_GROUPS})
 
@@ -101,6 +114,15 @@ class RunConfig(BaseModel):
     def _known_device(cls, name: str) -> str:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
             raise ValueError(f"allowed: {DEVICES}")
+        return name
+
+    @field_validator("track")
+    @classmethod
+    def _known_tracker(cls, name: str | None) -> str | None:
+        from affectlab.tracking import TRACKERS
+
+        if name is not None and name not in TRACKERS:
+            raise ValueError(f"allowed: {', '.join(TRACKERS)}")
         return name
 
 
@@ -209,6 +231,8 @@ def resolve_run(cfg: RunConfig) -> tuple[RunConfig, type[Method], dict[str, Any]
     get_spec(cfg.dataset)                      # an unknown name lists the valid ones
     if cfg.cache_dir is not None:
         check_folder("cache_dir", cfg.cache_dir)
+    if cfg.track is not None:
+        _check_tracking(cfg)
     if cfg.labels.scheme is None:
         labels_cfg = cfg.labels.model_copy(update={"scheme": default_scheme(cfg.dataset)})
         cfg = cfg.model_copy(update={"labels": labels_cfg})
@@ -233,6 +257,16 @@ def resolve_run(cfg: RunConfig) -> tuple[RunConfig, type[Method], dict[str, Any]
                                **{"seed": cfg.seed, **cfg.options["protocol"]})
     _check_modality_names(cfg, preset, data_options, protocol.opts.get("modalities"))
     return cfg, method_cls, method_config, preset, protocol
+
+
+def _check_tracking(cfg: RunConfig) -> None:
+    """The tracker is installed and a file store's folder can be written."""
+    from affectlab.tracking import check_tracking, file_store, tracking_uri
+
+    check_tracking(cfg.track)
+    store = file_store(tracking_uri(cfg.tracking.uri))
+    if store is not None:
+        check_folder("tracking.uri", store)
 
 
 def _check_modality_names(cfg: RunConfig, preset: str, data_options: dict[str, Any],
@@ -560,9 +594,9 @@ def _empty_run_dir(run_dir: Path) -> None:
 
 def _comparable(config: dict) -> dict:
     """Config without fields that do not change results (device, threads, cache location,
-    cluster resources)."""
+    cluster resources, experiment tracking)."""
     out = {k: v for k, v in config.items()
-           if k not in ("device", "threads", "cache_dir", "resources")}
+           if k not in ("device", "threads", "cache_dir", "resources", "track", "tracking")}
     if isinstance(out.get("labels"), dict):   # unset label options (older runs lack the keys)
         out["labels"] = {k: v for k, v in out["labels"].items() if v is not None}
     options = out.get("options")
@@ -971,8 +1005,9 @@ def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: boo
                    progress: bool = False, executor: str = "local", workers: int | None = None,
                    **executor_options: Any) -> tuple[dict, Path]:
     """Check the options, plan, lock and create / resume the run directory, run the folds,
-    summarise. Ctrl-C raises :class:`RunInterrupted` (finished folds kept); every fold failing
-    raises :class:`RunFailed` after the summary of the failures is written."""
+    summarise, log to the tracker (``cfg.track``; a failure there is a warning). Ctrl-C raises
+    :class:`RunInterrupted` (finished folds kept); every fold failing raises :class:`RunFailed`
+    after the summary of the failures is written (and tracked)."""
     from affectlab.executors import check_executor
 
     check_executor(executor, workers)
@@ -983,12 +1018,27 @@ def run_experiment(cfg: RunConfig, out: str | Path | None = None, overwrite: boo
     with locked_run_dir(run_dir_for(plan, out)) as run_dir:
         prepare_run_dir(plan, run_dir, overwrite)
         try:
-            summary = execute(plan, run_dir, progress=progress, executor=executor,
-                              workers=workers, **executor_options)
+            try:
+                summary = execute(plan, run_dir, progress=progress, executor=executor,
+                                  workers=workers, **executor_options)
+            except RunFailed:
+                _track(plan.cfg, run_dir)
+                raise
+            _track(plan.cfg, run_dir)
         except KeyboardInterrupt:
             raise RunInterrupted(run_dir, finished_folds(plan, run_dir),
                                  len(plan.folds)) from None
     return summary, run_dir
+
+
+def _track(cfg: RunConfig, run_dir: Path) -> None:
+    """Log the ended run to ``cfg.track`` from its run directory (once: a resumed or repeated
+    run replaces its earlier entry); a tracking failure is logged, never raised."""
+    if cfg.track is None:
+        return
+    from affectlab.tracking import try_track_run
+
+    try_track_run(run_dir, cfg.track, cfg.tracking.uri, cfg.tracking.experiment)
 
 
 class _CallableModule(ModuleType):

@@ -25,8 +25,8 @@ def check_dataset_preset(dataset: str, preset: str | None) -> str:
 
 
 def check_run_names(raw: dict[str, Any]) -> None:
-    """Method, dataset, data preset, protocol, label scheme and method preset of a raw run
-    config (values of the wrong type are left to the full validation)."""
+    """Method, dataset, data preset, protocol, label scheme, method preset and tracker of a raw
+    run config (values of the wrong type are left to the full validation)."""
     method, protocol = raw.get("method"), raw.get("protocol", "subject_dependent")
     if isinstance(method, str):
         catalog.check_method(method)
@@ -39,6 +39,10 @@ def check_run_names(raw: dict[str, Any]) -> None:
         catalog.check("label_schemes", labels["scheme"])
     if isinstance(method, str) and method in catalog.CATALOG["methods"]:
         _check_builtin_method(method, raw.get("method_preset", "default"), protocol)
+    if isinstance(raw.get("track"), str):
+        from affectlab.tracking import check_tracking
+
+        check_tracking(raw["track"])
 
 
 def _check_builtin_method(method: str, method_preset: Any, protocol: Any) -> None:

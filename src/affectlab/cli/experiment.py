@@ -85,13 +85,16 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
                                         "start a local instance)"),
         ship_data: bool = typer.Option(False, help="ray: send the WindowSet through Ray's "
                                        "object store (no shared storage for data and cache)"),
+        track: str = typer.Option(None, help="log the finished run to MLflow: mlflow (store: "
+                                  "--set tracking.uri=..., default ./mlruns)"),
         as_json: bool = typer.Option(False, "--json", help="print summary.json")) -> None:
     """Run a method under a protocol; resumable; prints per-fold and mean ± std table.
     ``--method`` also takes an import path ``mymodule:MyMethod`` or a plugin's name."""
     from affectlab.executors import check_executor
 
     raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
-                      protocol=protocol, preset=preset, method_preset=method_preset)
+                      protocol=protocol, preset=preset, method_preset=method_preset,
+                      track=track)
     check_executor(executor, workers)
     from affectlab.run import (
         RunFailed,
@@ -144,3 +147,24 @@ def report(run_dirs: list[Path] = typer.Argument(..., help="run directories"),
     typer.echo((out / "comparison.md").read_text())
     typer.echo(f"tables: {', '.join(map(str, written['tables']))}")
     typer.echo(f"plots:  {out / 'plots'} ({len(written['plots'])} files)")
+
+
+@app.command()
+def track(run_dirs: list[Path] = typer.Argument(..., help="run directories"),
+          uri: str = typer.Option(None, help="tracking URI (default: the run's tracking.uri, "
+                                  "MLFLOW_TRACKING_URI, else the file store ./mlruns)"),
+          experiment: str = typer.Option(None, help="MLflow experiment (default: the run's "
+                                         "tracking.experiment, else <dataset>-<protocol>-"
+                                         "<labels>)")) -> None:
+    """Log finished run directories to MLflow (params, fold and per-epoch metrics, honesty
+    tags, summary and report.html as artifacts); an unchanged run already logged is skipped."""
+    from affectlab.cli.checks import check_run_dirs
+    from affectlab.tracking import check_tracking
+
+    check_run_dirs(run_dirs)
+    check_tracking("mlflow")
+    from affectlab.tracking import track_run, tracking_uri
+
+    for run_dir in run_dirs:
+        run_id = track_run(run_dir, "mlflow", uri, experiment)
+        typer.echo(f"{run_dir}: MLflow run {run_id} ({tracking_uri(uri)})")
