@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load": "affectlab.api",
     "run": "affectlab.api",
+    "reproduce": "affectlab.api",
     "Results": "affectlab.api",
     "make_labels": "affectlab.labels",
     "Labels": "affectlab.labels",

@@ -1,5 +1,5 @@
-"""The package's top-level functions: ``affectlab.load`` and ``affectlab.run``, and
-:class:`Results`, a run directory read back as tables."""
+"""The package's top-level functions: ``affectlab.load``, ``affectlab.run`` and
+``affectlab.reproduce``, and :class:`Results`, a run directory read back as tables."""
 
 from __future__ import annotations
 
@@ -60,6 +60,29 @@ def run(method: str | type[Method], dataset: str, root: str | Path,
                                 **(executor_options or {}))
     return Results.load(run_dir)
 
+
+
+def reproduce(method: str, dataset: str, root: str | Path, *, method_preset: str = "default",
+              out: str | Path | None = None, overrides: list[str] | None = None,
+              overwrite: bool = False, progress: bool = False,
+              **config: Any) -> pd.DataFrame:
+    """Run a paper method under its paper's protocol and selection and under an honest
+    counterpart on the same data, exactly as ``affectlab reproduce`` does (two run
+    directories under ``out``, resumable; ``reproduce.json`` / ``.md`` / ``.html``), and
+    return the table: a row per setting (``mean``, ``std``, ``ci_low``, ``ci_high`` of the
+    accuracy, ``labels`` such as LEAKY / ORACLE), then ``gap`` (paper setting minus honest)
+    and ``reported`` (the paper's number and its source).
+
+    overrides: ``--set`` strings applied to both runs, e.g. ``["method.epochs=5"]``.
+    config: any other run option for both runs, e.g. ``cache_dir``, ``seed``, ``max_folds``.
+    The settings are :data:`affectlab.reproduction.PAPER_SETTINGS`.
+    """
+    from affectlab.reproduction import as_frame, run_reproduction
+
+    result, _ = run_reproduction(method, dataset, root, method_preset=method_preset, out=out,
+                                 overrides=overrides, overwrite=overwrite, progress=progress,
+                                 **config)
+    return as_frame(result)
 
 @dataclass
 class Results:

@@ -17,7 +17,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 def main() -> None:
     """Console entry point: run the app, turning affectlab errors into one clear line."""
-    from affectlab.cli import compare, data, demo, experiment, sweep  # noqa: F401  (registers)
+    from affectlab.cli import (  # noqa: F401  (registers)
+        compare,
+        data,
+        demo,
+        experiment,
+        reproduce,
+        sweep,
+    )
     from affectlab.errors import AffectlabError
 
     if os.getcwd() not in sys.path:         # --method mymodule:MyMethod from the working folder
