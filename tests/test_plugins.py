@@ -158,7 +158,7 @@ def test_process_executor_workers_import_the_path_and_the_entry_point(plugin_dir
                            [f"method={PATH},{ENTRY_POINT}"], tmp_path / "sweep",
                            executor="process", workers=1)
     assert table["complete"].all() and len(table) == 2
-    for run_dir in table["run_dir"]:
+    for run_dir in ";".join(table["run_dirs"]).split(";"):     # every run of every config
         assert_training_majority(Path(run_dir), deap, windowset_cache)
 
 
@@ -208,7 +208,7 @@ def test_ray_workers_run_a_path_an_entry_point_and_a_class_of_the_driver(
     table, _ = run_sweep(raw_config(deap, windowset_cache), [f"method={PATH},{ENTRY_POINT}"],
                          tmp_path / "sweep", executor="ray")
     assert table["complete"].all() and len(table) == 2
-    for run_dir in table["run_dir"]:
+    for run_dir in ";".join(table["run_dirs"]).split(";"):     # every run of every config
         assert_training_majority(Path(run_dir), deap, windowset_cache)
 
     class Minority(resolve_method(PATH)):      # shipped by value: no worker can import it
@@ -220,7 +220,7 @@ def test_ray_workers_run_a_path_an_entry_point_and_a_class_of_the_driver(
 
     results = affectlab.run(Minority, "deap", deap, "loso", out=tmp_path / "class",
                             executor="ray", cache_dir=str(windowset_cache))
-    majority = Results.load(table["run_dir"][0]).predictions["y_pred"]
+    majority = Results.load(table["run_dirs"][0]).predictions["y_pred"]
     assert (results.predictions["y_pred"] != majority).all()
 
 

@@ -101,13 +101,14 @@ def test_sweep_on_ray_ranks_by_validation(deap, tmp_path, ray_instance):
 
     table, out = run_sweep(raw_config(deap, tmp_path), ["method.C=0.0001,1"], tmp_path / "s",
                            executor="ray")
-    assert table["complete"].all() and table["val_balanced_accuracy"].is_monotonic_decreasing
+    assert table["complete"].all()
+    assert table["val_balanced_accuracy_mean"].is_monotonic_decreasing
     local, _ = run_experiment(load_config(raw_config(deap, tmp_path,
                                                      options={"method": {"C": 1}})),
                               out=tmp_path / "local")
-    row = table.set_index("run").loc["method.C=1"]
-    assert row["test_balanced_accuracy"] == local["metrics"]["balanced_accuracy"]["mean"]
-    assert row["val_balanced_accuracy"] == local["val_metrics"]["balanced_accuracy"]["mean"]
+    row = table.set_index("config").loc["method.C=1"]        # one seed: its run's values
+    assert row["test_balanced_accuracy_mean"] == local["metrics"]["balanced_accuracy"]["mean"]
+    assert row["val_balanced_accuracy_mean"] == local["val_metrics"]["balanced_accuracy"]["mean"]
 
 
 def test_ray_resources_are_validated(deap, tmp_path):

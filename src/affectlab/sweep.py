@@ -2,12 +2,18 @@
 
 A sweep directory holds ``sweep.yaml`` (the base configuration, the grid and the ranking metric),
 one run directory per grid point (named from its values, e.g. ``method.C=0.1_seed=0``; each
-resumable exactly like a run), ``run.log``, and the table ``sweep.md`` / ``sweep.csv``. Every fold
-of every run goes to one executor, so a pool or a Ray cluster stays busy across runs.
+resumable exactly like a run), ``run.log``, and the tables ``sweep.md``, ``sweep.csv`` (one row
+per configuration) and ``sweep_runs.csv`` (one row per run). Every fold of every run goes to one
+executor, so a pool or a Ray cluster stays busy across runs. The sweep holds the lock of the
+sweep directory and of each run directory for its whole duration: a second sweep (or run) into
+them is refused.
 
-The table is ranked by the mean over folds of a metric on each fold's **validation** part (carved
-from the training subjects or trials); the test metric stands beside it and is never used to
-rank: choosing a configuration by its test score would make that score optimistic.
+A configuration is a grid point without its seeds (:data:`SEED_KEYS`); its runs, one per seed,
+are aggregated: mean, std, count and each seed's value. The table is ranked by the mean over
+seeds of each run's mean over folds of a metric on each fold's **validation** part (carved from
+the training subjects under cross-subject protocols by default, else from the training trials);
+the test metric stands beside it and is never used to rank: choosing a configuration by its test
+score would make that score optimistic.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,7 @@ from affectlab.run import (
     apply_overrides,
     atomic_write_text,
     load_config,
+    locked_run_dir,
     pending_folds,
     plan_run,
     prepare_run_dir,
@@ -42,6 +50,11 @@ from affectlab.run import (
 log = logging.getLogger("affectlab.run.sweep")
 RANK_METRICS = (*evaluation.METRICS, "ovr_accuracy", *evaluation.UNCERTAINTY_METRICS)
 LOWER_IS_BETTER = ("ece",)
+#: grid keys that make runs of one configuration (seeds of the run and of the protocol's splits)
+SEED_KEYS = ("seed", "protocol.seed")
+#: columns of :func:`run_table` that are neither grid keys nor metrics
+RUN_COLUMNS = ("config", "run", "seed_label", "folds", "n_folds", "complete", "leaky", "val_by",
+               "run_dir")
 
 
 class SweepFailed(AffectlabError):
@@ -63,6 +76,8 @@ class SweepRun:
     fold_names: list[str]
     tasks: list[FoldTask]
     failed: dict[int, str] = field(default_factory=dict)
+    val_by: str = "trial"
+    cross_subject: bool = False
 
 
 def split_values(text: str) -> list[str]:
@@ -115,9 +130,11 @@ def default_sweep_dir(raw: dict[str, Any]) -> Path:
 
 
 def plan_sweep(raw: dict[str, Any], grid: dict[str, list[str]], out: Path,
-               executor: Executor) -> list[SweepRun]:
+               executor: Executor, hold: ExitStack | None = None) -> list[SweepRun]:
     """Validate every grid point and create (or resume) its run directory, before any
-    training."""
+    training. ``hold``: each run directory's lock is taken into it (held until it closes)."""
+    from affectlab.protocols import create_protocol
+
     runs: list[SweepRun] = []
     for point in grid_points(grid):
         name = point_name(point)
@@ -130,10 +147,16 @@ def plan_sweep(raw: dict[str, Any], grid: dict[str, list[str]], out: Path,
             raise ConfigError("protocol.val_fraction",
                               f"a sweep ranks by validation, but folds {', '.join(without)} "
                               f"of {name} have no validation part")
+        if hold is not None:
+            hold.enter_context(locked_run_dir(out / name))
         run_dir = prepare_run_dir(plan, out / name)
         executor.add_plan(plan)
+        protocol = create_protocol(cfg.protocol, cfg.dataset,
+                                   **{"seed": cfg.seed, **cfg.options["protocol"]})
         runs.append(SweepRun(name, point, cfg, run_dir, [f.name for f in plan.folds],
-                             tasks_for(plan, run_dir, pending_folds(plan, run_dir))))
+                             tasks_for(plan, run_dir, pending_folds(plan, run_dir)),
+                             val_by=plan.protocol_options.get("val_by", "trial"),
+                             cross_subject=protocol.is_cross_subject()))
     return runs
 
 
@@ -141,7 +164,11 @@ def run_sweep(raw: dict[str, Any], grid_specs: list[str], out: str | Path | None
               executor: str = "local", workers: int | None = None,
               rank_by: str = "balanced_accuracy", progress: bool = False,
               **executor_options: Any) -> tuple[pd.DataFrame, Path]:
-    """Run (or resume) every grid point on one executor; write and return the ranked table.
+    """Run (or resume) every grid point on one executor; write and return the ranked table
+    (one row per configuration, :func:`config_table`; the per-run rows are in
+    ``sweep_runs.csv``). The sweep directory and every run directory in it stay locked until
+    the sweep ends: a second sweep into the same directory is refused with a
+    :class:`ConfigError`.
 
     Raises :class:`SweepFailed` after writing the table when some folds failed twice.
     """
@@ -149,22 +176,40 @@ def run_sweep(raw: dict[str, Any], grid_specs: list[str], out: str | Path | None
         raise ConfigError("--rank-by", f"got {rank_by}; valid: {', '.join(RANK_METRICS)}")
     grid = parse_grid(grid_specs)
     out = Path(out) if out else default_sweep_dir(raw)
-    out.mkdir(parents=True, exist_ok=True)
-    _attach_log(out)
-    atomic_write_text(out / "sweep.yaml", yaml.safe_dump(
-        {"config": raw, "grid": grid, "rank_by": rank_by}, sort_keys=False))
-    runner = create_executor(executor, workers=workers, **executor_options)
-    runs = plan_sweep(raw, grid, out, runner)
-    log.info("sweep %s: %d runs, %d folds to run, executor %s", out, len(runs),
-             sum(len(r.tasks) for r in runs), executor)
-    _run_folds(runs, runner, progress)
-    table = sweep_table(runs, rank_by)
-    write_table(table, out, rank_by, list(grid))
+    with locked_run_dir(out), ExitStack() as hold:
+        _attach_log(out)
+        atomic_write_text(out / "sweep.yaml", yaml.safe_dump(
+            {"config": raw, "grid": grid, "rank_by": rank_by, "seed_keys": list(SEED_KEYS)},
+            sort_keys=False))
+        runner = create_executor(executor, workers=workers, **executor_options)
+        runs = plan_sweep(raw, grid, out, runner, hold)
+        log.info("sweep %s: %d runs, %d folds to run, executor %s", out, len(runs),
+                 sum(len(r.tasks) for r in runs), executor)
+        notes = validation_notes(runs)
+        for note in notes:
+            log.warning("%s", note)
+        _run_folds(runs, runner, progress)
+        per_run = run_table(runs, rank_by)
+        table = config_table(per_run, rank_by, list(grid))
+        write_table(table, out, rank_by, list(grid), per_run, notes)
     failed = [f"{run.name} fold {k}" for run in runs for k in sorted(run.failed)]
     if failed:
         raise SweepFailed(f"{len(failed)} fold(s) failed after a retry: {', '.join(failed)}; "
                           f"tracebacks in {out}/<run>/folds/<k>/error.txt", table, out)
     return table, out
+
+
+def validation_notes(runs: list[SweepRun]) -> list[str]:
+    """A warning for runs of a cross-subject protocol validated on held-out *trials* of the
+    training subjects (``protocol.val_by=trial`` set explicitly): their validation score
+    measures known subjects, the test score new ones."""
+    trial = [run.name for run in runs if run.cross_subject and run.val_by == "trial"]
+    if not trial:
+        return []
+    return [f"**Validation by trial under a cross-subject protocol** ({len(trial)} run(s)): "
+            "the validation trials come from the training subjects, the test subjects are new; "
+            "the validation score is optimistic and may rank differently (the default, "
+            "protocol.val_by=subject, validates on held-out training subjects)."]
 
 
 def _run_folds(runs: list[SweepRun], runner: Executor, progress: bool) -> None:
@@ -194,48 +239,130 @@ def _run_folds(runs: list[SweepRun], runner: Executor, progress: bool) -> None:
                          on_epoch=bar.epoch)
 
 
-def sweep_table(runs: list[SweepRun], rank_by: str) -> pd.DataFrame:
-    """One row per run: grid values, validation and test metric (mean, std), ranked by
-    validation."""
+def run_table(runs: list[SweepRun], rank_by: str) -> pd.DataFrame:
+    """One row per run (grid point, seed included), in grid order: its configuration's name,
+    the grid values, the validation and test metric (mean and std over folds), folds finished
+    and in all, ``complete``, ``leaky``, ``val_by`` and the run directory."""
     rows = []
     for run in runs:
         summary = write_summary(plan_run(run.cfg), run.run_dir, run.failed)
         val = summary.get("val_metrics", {}).get(rank_by, {})
         test = summary.get("metrics", {}).get(rank_by, {})
-        rows.append({"run": run.name, **run.point,
+        rows.append({"config": config_name(run.point), "run": run.name, **run.point,
+                     "seed_label": seed_label(run),
                      f"val_{rank_by}": val.get("mean", np.nan),
                      f"val_{rank_by}_std": val.get("std", np.nan),
                      f"test_{rank_by}": test.get("mean", np.nan),
                      f"test_{rank_by}_std": test.get("std", np.nan),
                      "folds": summary.get("n_folds", 0), "n_folds": len(run.fold_names),
                      "complete": summary.get("complete", False),
-                     "leaky": summary.get("leaky", False), "run_dir": str(run.run_dir)})
-    table = pd.DataFrame(rows).sort_values(f"val_{rank_by}", ascending=rank_by in LOWER_IS_BETTER,
+                     "leaky": summary.get("leaky", False), "val_by": run.val_by,
+                     "run_dir": str(run.run_dir)})
+    return pd.DataFrame(rows)
+
+
+def sweep_table(runs: list[SweepRun], rank_by: str) -> pd.DataFrame:
+    """One row per configuration (a grid point without its seeds, :data:`SEED_KEYS`), ranked
+    by the mean over seeds of the **validation** metric; see :func:`config_table`."""
+    return config_table(run_table(runs, rank_by), rank_by, list(runs[0].point) if runs else [])
+
+
+def config_table(per_run: pd.DataFrame, rank_by: str,
+                 grid_keys: list[str] | None = None) -> pd.DataFrame:
+    """The runs of :func:`run_table` grouped by configuration (``grid_keys``: the grid's keys,
+    by default every column that is not a run column or a metric): ``n_seeds`` (runs with a
+    validation score), ``n_runs``, ``seeds``, ``val_<metric>_mean`` / ``_std`` /
+    ``_per_seed`` and the same for ``test_``, ``runs`` and ``run_dirs`` (``;``-separated).
+    Each seed's value is its run's mean over folds; the std is over seeds (population std, as
+    over folds; NaN with one seed). Ranked by ``val_<metric>_mean`` (highest first, ``ece``
+    lowest first; configurations without a validation score last); the test columns are never
+    used to rank."""
+    if grid_keys is None:
+        grid_keys = [c for c in per_run.columns if c not in RUN_COLUMNS
+                     and not c.startswith(("val_", "test_"))]
+    keys = [k for k in grid_keys if k not in SEED_KEYS]
+    rows = []
+    for name, group in per_run.groupby("config", sort=False):
+        row: dict[str, Any] = {"config": name, **{k: group[k].iloc[0] for k in keys}}
+        values = {part: group[f"{part}_{rank_by}"].to_numpy(dtype=float)
+                  for part in ("val", "test")}
+        finite = np.isfinite(values["val"])
+        row.update(n_seeds=int(finite.sum()), n_runs=len(group),
+                   seeds=";".join(group["seed_label"]))
+        for part, arr in values.items():
+            ok = arr[np.isfinite(arr)]
+            row[f"{part}_{rank_by}_mean"] = float(ok.mean()) if ok.size else np.nan
+            row[f"{part}_{rank_by}_std"] = float(ok.std()) if ok.size > 1 else np.nan
+            row[f"{part}_{rank_by}_per_seed"] = ";".join(
+                "nan" if not np.isfinite(v) else repr(float(v)) for v in arr)
+        row.update(folds=int(group["folds"].sum()), n_folds=int(group["n_folds"].sum()),
+                   complete=bool(group["complete"].all()), leaky=bool(group["leaky"].any()),
+                   val_by=";".join(dict.fromkeys(group["val_by"])),
+                   runs=";".join(group["run"]), run_dirs=";".join(group["run_dir"]))
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(f"val_{rank_by}_mean",
+                                           ascending=rank_by in LOWER_IS_BETTER,
                                            na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True)
 
 
-def write_table(table: pd.DataFrame, out: Path, rank_by: str, keys: list[str]) -> None:
-    """``sweep.csv`` (every column) and ``sweep.md`` (readable, with the ranking rule)."""
+def write_table(table: pd.DataFrame, out: Path, rank_by: str, keys: list[str],
+                per_run: pd.DataFrame | None = None, notes: list[str] | None = None) -> None:
+    """``sweep.csv`` (one row per configuration, every column), ``sweep_runs.csv`` (one row
+    per run, i.e. per seed) and ``sweep.md`` (both, readable, with the ranking rule)."""
     from affectlab.report import markdown_table
 
     atomic_write_text(out / "sweep.csv", table.to_csv(index=False))
-    shown = table[["rank", "run", *keys]].astype(str)
+    if per_run is not None:
+        atomic_write_text(out / "sweep_runs.csv", per_run.to_csv(index=False))
+    config_keys = [k for k in keys if k not in SEED_KEYS]
+    shown = table[["rank", "config", *config_keys]].astype(str)
     for part in ("val", "test"):
         shown[f"{part} {rank_by}"] = [_mean_std(m, s) for m, s in zip(
-            table[f"{part}_{rank_by}"], table[f"{part}_{rank_by}_std"], strict=True)]
+            table[f"{part}_{rank_by}_mean"], table[f"{part}_{rank_by}_std"], strict=True)]
+    shown["seeds"] = table["n_seeds"].astype(str)
     shown["folds"] = [f"{d}/{n}" + ("" if c else " (INCOMPLETE)") for d, n, c in zip(
         table["folds"], table["n_folds"], table["complete"], strict=True)]
     order = "lowest" if rank_by in LOWER_IS_BETTER else "highest"
-    lines = [f"# Sweep: {len(table)} runs", "",
-             f"Ranked by **validation** {rank_by} ({order} first; mean ± std over folds, each "
-             f"fold's validation part is carved from its training data). The test {rank_by} "
-             "is shown beside it and is never used to rank or select.", ""]
+    n_runs = int(table["n_runs"].sum())
+    lines = [f"# Sweep: {len(table)} configuration(s), {n_runs} run(s)", "",
+             f"One row per configuration (the grid point without {' / '.join(SEED_KEYS)}). "
+             f"Ranked by the **validation** {rank_by} ({order} first): each seed's run scores "
+             "the mean over its folds of the validation part carved from the fold's training "
+             "data; shown is the mean ± std of these over seeds (std n/a with one seed). The "
+             f"test {rank_by} is shown beside it and is never used to rank or select.", ""]
+    lines += [*(notes or []), *([""] if notes else [])]
     if table["leaky"].any():
         lines += ["**LEAKY protocol**: windows of one trial are on both sides of the split.", ""]
-    atomic_write_text(out / "sweep.md", "\n".join([*lines, markdown_table(shown)]))
+    lines.append(markdown_table(shown))
+    if per_run is not None:
+        runs = per_run[["config", "seed_label"]].astype(str).rename(
+            columns={"seed_label": "seed"})
+        runs.insert(0, "run", per_run["run"].astype(str))
+        for part in ("val", "test"):
+            runs[f"{part} {rank_by}"] = [_mean_std(m, s) for m, s in zip(
+                per_run[f"{part}_{rank_by}"], per_run[f"{part}_{rank_by}_std"], strict=True)]
+        runs["folds"] = [f"{d}/{n}" for d, n in zip(per_run["folds"], per_run["n_folds"],
+                                                    strict=True)]
+        lines += ["", "## Per seed", "", "Each run's mean ± std over its folds "
+                  "(`sweep_runs.csv`).", "", markdown_table(runs)]
+    atomic_write_text(out / "sweep.md", "\n".join(lines))
 
 
 def _mean_std(mean: float, std: float) -> str:
-    return "n/a" if not np.isfinite(mean) else f"{mean:.4f} ± {std:.4f}"
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.4f} ± {std:.4f}" if np.isfinite(std) else f"{mean:.4f} ± n/a"
+
+
+def config_name(point: dict[str, str]) -> str:
+    """A configuration's name: its grid point without the seed keys (``base`` when the grid
+    has nothing else)."""
+    return point_name({k: v for k, v in point.items() if k not in SEED_KEYS}) or "base"
+
+
+def seed_label(run: SweepRun) -> str:
+    """``seed=1`` (and ``protocol.seed=...`` when the grid varies it): which seed a run is."""
+    varied = {k: v for k, v in run.point.items() if k in SEED_KEYS}
+    return point_name(varied) if varied else f"seed={run.cfg.seed}"

@@ -1,5 +1,5 @@
-"""Faults during a run: every fold failing, some folds failing, a second run into a folder
-that is being written, Ctrl-C. Each ends with a clear message and a non-zero exit, never a
+"""Faults during a run: every fold failing, some folds failing, a second run (or sweep) into a
+folder that is being written, Ctrl-C. Each ends with a clear message and a non-zero exit, never a
 traceback, and keeps what was finished."""
 
 from __future__ import annotations
@@ -160,6 +160,60 @@ def test_different_config_is_checked_under_the_lock(config, tmp_path):
         run_experiment(config(max_folds=1, seed=3), out=out)
     summary, _ = run_experiment(config(max_folds=1, seed=3), out=out, overwrite=True)
     assert summary["seed"] == 3 and (out / LOCK_FILE).exists()
+
+
+@pytest.fixture
+def sweep_raw(deap, windowset_cache) -> dict:
+    return {"method": "logreg", "dataset": "deap", "root": str(deap), "protocol": "loso",
+            "method_preset": "fast", "preset": "m2s", "cache_dir": str(windowset_cache)}
+
+
+def test_second_sweep_into_a_locked_folder_is_refused(cli, sweep_raw, tmp_path):
+    from affectlab.sweep import run_sweep
+
+    out = tmp_path / "sweep"
+    holder = _hold_lock(out / LOCK_FILE)
+    try:
+        with pytest.raises(ConfigError, match=rf"option '--out': {out} is in use by another run "
+                                              rf"\(process {holder.pid}\); wait for it"):
+            run_sweep(sweep_raw, ["method.C=1,10"], out)
+        result = cli(["sweep", "--method", "logreg", "--dataset", "deap", "--root",
+                      sweep_raw["root"], "--protocol", "loso", "--method-preset", "fast",
+                      "--preset", "m2s", "--grid", "method.C=1,10", "--out", str(out),
+                      "--set", f"cache_dir={sweep_raw['cache_dir']}"])
+        assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+        assert f"{out} is in use by another run" in result.err
+        assert [p.name for p in out.iterdir()] == [LOCK_FILE]        # nothing written
+    finally:
+        holder.communicate("")
+    table, _ = run_sweep(sweep_raw, ["method.C=1,10"], out)     # released: the sweep goes ahead
+    assert table["complete"].all()
+
+
+def test_the_sweep_holds_its_folder_and_run_folders_until_it_ends(sweep_raw, tmp_path,
+                                                                  logreg_fit):
+    from affectlab.sweep import run_sweep
+
+    out = tmp_path / "sweep"
+    folders = [out, out / "method.C=1", out / "method.C=10"]
+    attempts = []
+
+    def try_lock(method, train, original):
+        for folder in folders:
+            with open(folder / LOCK_FILE, "a+") as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    attempts.append("acquired")
+                except BlockingIOError:
+                    attempts.append("refused")
+        return original()
+
+    logreg_fit(try_lock)
+    run_sweep(sweep_raw, ["method.C=1,10"], out)
+    assert attempts == ["refused"] * 3 * 6            # every folder, during all 6 folds
+    for folder in folders:
+        with open(folder / LOCK_FILE, "a+") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)    # free once the sweep ended
 
 
 def _interrupt_second_fold(logreg_fit) -> None:

@@ -26,7 +26,7 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
           out: Path = typer.Option(None, help="sweep directory (default "
                                    "sweeps/<method>-<dataset>-<protocol>)"),
           rank_by: str = typer.Option("balanced_accuracy", help="metric whose VALIDATION "
-                                      "mean ranks the runs"),
+                                      "mean over seeds ranks the configurations"),
           executor: str = typer.Option("local", help="local | process | ray"),
           workers: int = typer.Option(None, help="worker processes (process), or CPUs of the "
                                       "local Ray instance started without --ray-address"),
@@ -34,7 +34,8 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
                                           "(default: start a local instance)"),
           ship_data: bool = typer.Option(False, help="ray: send each run's WindowSet through "
                                          "Ray's object store")) -> None:
-    """Run a grid of configurations (one run each, resumable) and rank them by validation."""
+    """Run a grid (one resumable run per grid point) and rank its configurations (grid points
+    without seed / protocol.seed) by the mean over seeds of a validation metric."""
     from affectlab.executors import check_executor
 
     raw = base_config(config, set_, labels, method=method, dataset=dataset, root=root,
