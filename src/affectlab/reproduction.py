@@ -439,7 +439,9 @@ def reproduction_html(result: dict[str, Any]) -> str:
         flags.append(("bad", "Fast preset: smoke test, not a result."))
     classes = ["failed" if {"LEAKY", "ORACLE"} & set(r["labels"]) else ""
                for r in result["rows"]] + ["", ""]
-    notes = "".join(f"<li>{H.esc(line[2:])}</li>"
+    if any("only" in label for r in result["rows"] for label in r["labels"]):
+        flags.append(("bad", "Only the first fold(s) were run (max_folds): a smoke test."))
+    notes = "".join(f"<li>{H.esc(line[2:].replace('**', '').replace('`', ''))}</li>"
                     for line in reproduction_markdown(result).splitlines()
                     if line.startswith("- "))
     links = ", ".join(f'<a href="{H.esc(H._file_link(Path(r["run_dir"]) / H.RUN_REPORT))}">'
