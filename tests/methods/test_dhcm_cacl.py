@@ -541,7 +541,8 @@ def test_run_with_one_modality_through_the_runner(synthetic_root, windowset_cach
         "root": str(synthetic_root("deap", n_subjects=3, seconds=12)),
         "protocol": "subject_kfold", "method_preset": "fast", "max_folds": 1,
         "cache_dir": str(windowset_cache),
-        "options": {"protocol": {"n_splits": 3},
+        # the last synthetic subject has no face: 2 subjects, so validate on trials
+        "options": {"protocol": {"n_splits": 3, "val_by": "trial"},
                     "method": {"pretrain_epochs": 1, "finetune_epochs": 2}}})
     summary, _ = run_experiment(cfg_run, out=tmp_path / modality)
     assert summary["n_folds"] == 1 and summary["dropped"]["modalities_used"] == [modality]

@@ -373,7 +373,9 @@ def test_runs_on_synthetic_mahnob_through_the_runner(synthetic_root, windowset_c
     cfg = load_config({"method": "me_mhacl", "dataset": "mahnob", "root": str(root),
                        "protocol": "subject_kfold", "labels": {"scheme": "binary_arousal"},
                        "method_preset": "fast", "max_folds": 1, "cache_dir": str(windowset_cache),
-                       "options": {"protocol": {"n_splits": 3}}})
+                       # 2 training subjects: validating on a whole one would leave a single
+                       # subject, too few for a clip's 2Q = 2 subjects of pre-training
+                       "options": {"protocol": {"n_splits": 3, "val_by": "trial"}}})
     summary, run_dir = run_experiment(cfg, out=tmp_path / "run")
     assert summary["data_preset"] == "me_mhacl" and summary["n_folds"] == 1
     assert summary["extras"]["pretrain_clips"]["mean"] > 0
@@ -455,7 +457,9 @@ def test_fast_pretraining_learns_the_group_task_on_synthetic_deap(synthetic_root
                        "root": str(synthetic_root("deap", n_subjects=3)),
                        "protocol": "subject_kfold", "labels": {"scheme": "binary_arousal"},
                        "method_preset": "fast", "max_folds": 1,
-                       "cache_dir": str(windowset_cache)})
+                       "cache_dir": str(windowset_cache),
+                       # 2 training subjects: both are needed for the 2Q-subject clips
+                       "options": {"protocol": {"val_by": "trial"}}})
     summary, _ = run_experiment(cfg, out=tmp_path / "run")
     extras = summary["extras"]
     assert extras["pretrain_clips"]["mean"] >= 8 * FAST["P"]
