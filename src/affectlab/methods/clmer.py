@@ -103,9 +103,14 @@ Interpretation (ambiguities and deviations)
   With ``normalize="recording"`` and ``weak_scaling="window"`` (below; the ``default`` preset)
   they score 0.635 against 0.514, higher in every fold. Fine-tuned through the fusion
   (``default`` preset, ``encoder="finetune"``), pre-training does not help on these copies
-  (about 280 training windows): 0.540 pre-trained against 0.644 without (``pretrain=False``,
-  same architecture); 0.545 against 0.672 with the earlier choices; fine-tuning the encoders
-  at a tenth of the fusion's learning rate brought both arms to chance.
+  (one 5 s window per 8 s trial, about 280 training windows): 0.540 pre-trained against 0.644
+  without (``pretrain=False``, same architecture); 0.545 against 0.672 with the earlier
+  choices; both arms overfit within a few epochs and the validation part picks a lucky
+  epoch. On 30 s trials (6 windows per trial, 1200 training windows, validation on 2 whole
+  training subjects), same setting, the first 2 LOSO folds: 0.736 and 0.816 pre-trained
+  against 0.581 and 0.620 without. Fine-tuning the encoders at a tenth of the fusion's
+  learning rate (``encoder_lr=1e-4``, with or without ``frozen_epochs=10``) brought the
+  pre-trained arm to chance (0.503 on the first of those folds).
 * Fine-tuning recipe (not in the paper, which freezes the encoders): with
   ``encoder="finetune"``, ``frozen_epochs`` trains the fusion on frozen encoders (weights and
   BatchNorm statistics) before every parameter is trained, and ``encoder_lr`` gives the
