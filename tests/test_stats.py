@@ -118,6 +118,25 @@ def test_fold_column_and_epoch_history(deap, tmp_path):
         assert set(table["fold"]) == {f"subj{k + 1}"} and set(table["fold_index"]) == {k}
 
 
+def test_embeddings_are_saved_in_the_order_of_the_predictions(deap, tmp_path, monkeypatch):
+    plan = plan_run(config(deap, tmp_path, max_folds=1))
+    run_fold(plan, 0, tmp_path / "plain")
+    assert not (tmp_path / "plain" / "embeddings.npy").exists()    # logreg returns none
+    original = plan.method_cls.predict
+
+    def predict(self, test):
+        predictions = original(self, test)
+        predictions.embeddings = np.arange(3 * len(test), dtype=float).reshape(-1, 3)
+        return predictions
+
+    monkeypatch.setattr(plan.method_cls, "predict", predict)
+    run_fold(plan, 0, tmp_path / "fold")
+    embeddings = np.load(tmp_path / "fold" / "embeddings.npy")
+    table = pd.read_csv(tmp_path / "fold" / "predictions.csv")
+    assert embeddings.dtype == np.float32 and embeddings.shape == (len(table), 3)
+    assert np.array_equal(embeddings[:, 0], 3 * np.arange(len(table)))
+
+
 def test_predictions_of_older_runs_get_their_fold(deap, tmp_path):
     from affectlab.report import load_predictions
 

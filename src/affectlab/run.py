@@ -437,6 +437,9 @@ def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
     if history:
         fold_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(fold_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    if predictions.embeddings is not None:
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        atomic_save_array(fold_dir / "embeddings.npy", predictions.embeddings)
     write_fold(fold_dir, _prediction_table(plan, k, y_true, predictions), metrics)
     return metrics
 
@@ -482,6 +485,13 @@ def _prediction_table(plan: Plan, k: int, y_true: np.ndarray,
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save_array(path: Path, values: np.ndarray) -> None:
+    """``values`` as float32 ``.npy`` (rows in the order of the fold's predictions.csv)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npy")
+    np.save(tmp, np.asarray(values, dtype=np.float32))
     os.replace(tmp, path)
 
 
