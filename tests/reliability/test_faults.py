@@ -133,17 +133,22 @@ def test_second_run_into_a_locked_folder_is_refused(cli, run_args, config, tmp_p
     assert summary["complete"]
 
 
+def _try_lock(folder) -> str:
+    """'acquired' when another process could take ``folder``'s run lock now, else 'refused'."""
+    with open(folder / LOCK_FILE, "a+") as other:
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return "acquired"
+        except BlockingIOError:
+            return "refused"
+
+
 def test_the_lock_is_held_while_folds_run_and_released_after(config, tmp_path, logreg_fit):
     out = tmp_path / "run"
     attempts = []
 
     def try_lock(method, train, original):
-        with open(out / LOCK_FILE, "a+") as other:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                attempts.append("acquired")
-            except BlockingIOError:
-                attempts.append("refused")
+        attempts.append(_try_lock(out))
         return original()
 
     logreg_fit(try_lock)
@@ -199,13 +204,7 @@ def test_the_sweep_holds_its_folder_and_run_folders_until_it_ends(sweep_raw, tmp
     attempts = []
 
     def try_lock(method, train, original):
-        for folder in folders:
-            with open(folder / LOCK_FILE, "a+") as other:
-                try:
-                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    attempts.append("acquired")
-                except BlockingIOError:
-                    attempts.append("refused")
+        attempts.extend(_try_lock(folder) for folder in folders)
         return original()
 
     logreg_fit(try_lock)
