@@ -665,8 +665,10 @@ class DHCMCACL(Method):
     data_presets = {"deap": "dhcm_cacl", "mahnob": "dhcm_cacl"}
     self_supervised = True
     protocols = ("subject_dependent", "loso", "subject_kfold", "label_ratio")
+    # the demo's 3 synthetic subjects (one without a face) leave one training subject per
+    # fold: validate on its trials
     demo = {"dataset": "deap", "protocol": "subject_kfold", "labels": "binary_valence",
-            "options": {}}
+            "options": {"protocol": {"val_by": "trial"}}}
     config: DHCMCACLConfig
 
     @classmethod

@@ -442,8 +442,11 @@ class MEMHACL(Method):
     # windows of 3 synthetic subjects (README, "Learning on synthetic data").
     baseline_inputs = {"preset": "default", "options": {"window_s": 1.0}}
     self_supervised = True
+    # the demo's 3 synthetic subjects leave 2 training subjects per fold, both needed for the
+    # 2Q-subject clips of pre-training: validate on their trials
     demo = {"dataset": "deap", "protocol": "subject_kfold", "labels": "binary_arousal",
-            "options": {}, "protocol_options": {"random_window": {"unit": "clip"}}}
+            "options": {"protocol": {"val_by": "trial"}},
+            "protocol_options": {"random_window": {"unit": "clip"}}}
 
     config: MEMHACLConfig
 
