@@ -747,10 +747,19 @@ class CLMER(Method):
     def fit(self, train: Split, unlabeled: Split | None = None,
             val: Split | None = None) -> Method:
         generator, xs, y = self._training_inputs(train)
-        self.encoders_ = self._encoders(self._pretext_pool(xs, [unlabeled, val]), generator)
+        unlabeled_z, val_z = self._standardized_part(unlabeled), self._standardized_part(val)
+        self.encoders_ = self._encoders(self._pretext_pool(xs, [unlabeled_z, val_z]),
+                                        generator)
         self.fusion_ = self._build_fusion(xs, train).to(self.device)
-        self._train_fusion(xs, y, val, generator)
+        val_data = None if val_z is None else (
+            val_z[0], torch.as_tensor(val.y, dtype=torch.long, device=self.device))
+        self._train_fusion(xs, y, val_data, generator)
         return self
+
+    def _standardized_part(self, split: Split | None,
+                           ) -> tuple[list[torch.Tensor], np.ndarray] | None:
+        """:meth:`_standardized` of a part, or None when there is none (or it is empty)."""
+        return None if split is None or not len(split) else self._standardized(split)
 
     def _training_inputs(self, train: Split) -> tuple[torch.Generator, list[torch.Tensor],
                                                        torch.Tensor | None]:
@@ -773,15 +782,17 @@ class CLMER(Method):
         return generator, xs, y
 
     def _pretext_pool(self, xs: list[torch.Tensor],
-                      extra: Sequence[Split | None]) -> list[torch.Tensor]:
+                      extra: Sequence[tuple[list[torch.Tensor], np.ndarray] | None],
+                      ) -> list[torch.Tensor]:
         """The windows the contrastive stage reads: the training windows ``xs`` and every
-        window of the ``extra`` parts (unlabeled, validation; never the test part) that has
-        each chosen modality, z-scored with the training statistics; labels are not used."""
+        window of the ``extra`` parts (unlabeled, validation, as :meth:`_standardized_part`
+        gives them; never the test part) that has each chosen modality; labels are not
+        used."""
         pool = [[x] for x in xs]
         for part in extra:
-            if part is None or not len(part):
+            if part is None:
                 continue
-            zs, complete = self._standardized(part)
+            zs, complete = part
             keep = torch.as_tensor(np.flatnonzero(complete), device=self.device)
             for group, z in zip(pool, zs, strict=True):
                 group.append(z[keep])
@@ -797,8 +808,9 @@ class CLMER(Method):
         with training statistics; a window lacking a chosen modality is a NaN row.
         """
         generator, xs, _ = self._training_inputs(train)
-        self.encoders_ = self._contrast_encoders(self._pretext_pool(xs, [unlabeled]),
-                                                 generator, pretrain).eval()
+        self.encoders_ = self._contrast_encoders(
+            self._pretext_pool(xs, [self._standardized_part(unlabeled)]), generator,
+            pretrain).eval()
         out = []
         for part in parts:
             xs, complete = self._standardized(part)
@@ -901,9 +913,11 @@ class CLMER(Method):
         inputs = self._encode(inputs) if self._trainable_encoders else inputs
         return self.fusion_.embed(inputs) if embed else self.fusion_(inputs)
 
-    def _train_fusion(self, xs: list[torch.Tensor], y: torch.Tensor, val: Split | None,
+    def _train_fusion(self, xs: list[torch.Tensor], y: torch.Tensor,
+                      val: tuple[list[torch.Tensor], torch.Tensor] | None,
                       generator: torch.Generator) -> None:
-        """Stage 2: fusion + classifier; reduce-on-plateau and best-state on validation loss."""
+        """Stage 2: fusion + classifier; reduce-on-plateau and best-state on validation loss
+        (``val``: the z-scored validation inputs and their labels)."""
         cfg = self.config
         groups = [{"params": list(self.fusion_.parameters())}]
         if self._trainable_encoders:
@@ -913,10 +927,7 @@ class CLMER(Method):
         optimiser = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimiser, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
-        val_data = None
-        if val is not None and len(val):
-            val_data = (self._fusion_inputs(self._standardized(val)[0]),
-                        torch.as_tensor(val.y, dtype=torch.long, device=self.device))
+        val_data = None if val is None else (self._fusion_inputs(val[0]), val[1])
         offset = cfg.pretrain_epochs if cfg.pretrain else 0
         best, best_state, waited = np.inf, None, 0
         self._frozen_encoders = False
