@@ -482,17 +482,23 @@ def _prediction_table(plan: Plan, k: int, y_true: np.ndarray,
     return table
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
+@contextmanager
+def _replacing(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; renamed onto ``path`` once written."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+    yield tmp
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with _replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def atomic_save_array(path: Path, values: np.ndarray) -> None:
     """``values`` as float32 ``.npy`` (rows in the order of the fold's predictions.csv)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npy")
-    np.save(tmp, np.asarray(values, dtype=np.float32))
-    os.replace(tmp, path)
+    with _replacing(path, ".npy") as tmp:       # np.save appends .npy to other names
+        np.save(tmp, np.asarray(values, dtype=np.float32))
 
 
 def write_fold(fold_dir: Path, table: pd.DataFrame, metrics: dict) -> None:
