@@ -36,13 +36,70 @@ def pick_device(name: str = "auto") -> torch.device:
 def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None,
                 shuffle: bool = True, drop_last: bool = False,
                 device: torch.device | None = None) -> Iterator[torch.Tensor]:
-    """Yield index tensors covering ``range(n)`` in batches (one permutation per call)."""
+    """Yield index tensors covering ``range(n)`` in batches (one permutation per call, moved
+    to ``device`` in one copy)."""
+    for _, idx in minibatch_pairs(n, batch_size, generator, shuffle, drop_last, device):
+        yield idx
+
+
+def minibatch_pairs(n: int, batch_size: int, generator: torch.Generator | None = None,
+                    shuffle: bool = True, drop_last: bool = False,
+                    device: torch.device | None = None
+                    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """:func:`minibatches` (the same draws) as ``(host rows, device index)`` pairs: the host
+    copy answers questions about a batch (its longest sequence, say) without a device sync."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    host = order.numpy()
     if device is not None:
         order = order.to(device)
     stop = n - (n % batch_size) if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield host[start:start + batch_size], order[start:start + batch_size]
+
+
+def draw_int(low: int, high: int, generator: torch.Generator | None = None) -> int:
+    """A uniform integer in ``[low, high]`` from a host generator (a host tensor: reading it
+    never waits for the device)."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+
+def to_device(tensors: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Host tensors of one dtype on ``device``, moved in one copy (e.g. an epoch's batch
+    indices at its start, not one copy, and one wait for the device, per step)."""
+    if not tensors:
+        return []
+    flat = torch.cat([t.reshape(-1) for t in tensors]).to(device)
+    parts = flat.split([t.numel() for t in tensors])
+    return [part.view(t.shape) for part, t in zip(parts, tensors, strict=True)]
+
+
+class StepValues:
+    """Scalar tensors logged at each training step (a loss, its terms), kept on their device;
+    :meth:`read` fetches them all in one transfer, e.g. once per epoch, instead of a host
+    sync per step. The values read are those ``float()`` would have given at each step."""
+
+    def __init__(self) -> None:
+        self._steps: list[dict[str, torch.Tensor | float]] = []
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def add(self, **values: torch.Tensor | float) -> None:
+        """One step's values (tensors, kept detached; a plain number is kept as it is)."""
+        self._steps.append({name: value.detach() if isinstance(value, torch.Tensor)
+                            else float(value) for name, value in values.items()})
+
+    def read(self) -> dict[str, list[float]]:
+        """Per name, the value of every step that logged it, in order; ``{}`` before any."""
+        tensors = [value.reshape(()) for step in self._steps for value in step.values()
+                   if isinstance(value, torch.Tensor)]
+        fetched = iter(torch.stack(tensors).tolist() if tensors else [])
+        out: dict[str, list[float]] = {}
+        for step in self._steps:
+            for name, value in step.items():
+                out.setdefault(name, []).append(
+                    next(fetched) if isinstance(value, torch.Tensor) else value)
+        return out
 
 
 def standardize_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

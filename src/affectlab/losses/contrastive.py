@@ -18,7 +18,8 @@ def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.1) -> t
     logits = z @ z.T / temperature
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device),
                                 float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    targets = torch.cat([torch.arange(n, 2 * n, device=z.device),      # made on the device:
+                         torch.arange(0, n, device=z.device)])         # no copy per step
     return F.cross_entropy(logits, targets)
 
 

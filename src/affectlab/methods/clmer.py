@@ -206,7 +206,13 @@ from affectlab.nn.cross_attention import (
     TokenLengthMap,
     sinusoidal_positions,
 )
-from affectlab.training import minibatches, seed_everything, standardize_fit
+from affectlab.training import (
+    StepValues,
+    draw_int,
+    minibatches,
+    seed_everything,
+    standardize_fit,
+)
 
 #: method modality -> WindowSet modality (``physiology`` = every other modality of the Split)
 FACE_GROUPS = {"landmarks": "face_landmarks", "au": "face_au", "gaze": "gaze"}
@@ -438,8 +444,7 @@ class SequenceContrast(nn.Module):
 
     def draw_cut(self, generator: torch.Generator | None = None) -> int:
         """A random cut in ``[cuts[0], cuts[1]]``."""
-        low, high = self.cuts
-        return int(torch.randint(low, high + 1, (1,), generator=generator))
+        return draw_int(*self.cuts, generator)
 
     def loss(self, x: torch.Tensor, cut: int,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
@@ -506,7 +511,7 @@ class SequenceContrast(nn.Module):
         proj_weak, proj_strong = self.projector(summary).chunk(2)
         sample = nt_xent(proj_weak, proj_strong, cfg.temperature)        # Eq. 1-2
         total = sequence_loss(sample, temporal, cfg.lambda_sample, cfg.lambda_temporal)
-        return total, {"sample": float(sample.detach()), "temporal": float(temporal.detach())}
+        return total, {"sample": sample.detach(), "temporal": temporal.detach()}
 
 
 # --------------------------------------------------------------------------- fusion
@@ -860,7 +865,7 @@ class CLMER(Method):
         self.pretrain_loss_ = float("nan")
         for epoch in range(cfg.pretrain_epochs):
             models.train()
-            losses = []
+            losses = StepValues()
             for idx in minibatches(n, min(cfg.batch_size, n), generator, drop_last=True,
                                    device=self.device):
                 loss = torch.zeros((), device=self.device)
@@ -870,8 +875,8 @@ class CLMER(Method):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                losses.append(float(loss.detach()))
-            self.pretrain_loss_ = float(np.mean(losses))
+                losses.add(loss=loss)
+            self.pretrain_loss_ = float(np.mean(losses.read().get("loss", [])))
             self.report_epoch(epoch, total_epochs, pretrain_loss=self.pretrain_loss_)
 
     def _build_fusion(self, xs: list[torch.Tensor], train: Split) -> FusionNet:
@@ -937,14 +942,16 @@ class CLMER(Method):
                 self.encoders_.requires_grad_(not self._frozen_encoders)
                 waited = 0 if epoch == cfg.frozen_epochs else waited
             self._set_train(True)
-            losses = []
+            losses, sizes = StepValues(), []
             for idx in minibatches(len(y), cfg.batch_size, generator, device=self.device):
                 loss = F.cross_entropy(self._forward([f[idx] for f in feats]), y[idx])
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                losses.append(float(loss.detach()) * len(idx))
-            train_loss = float(np.sum(losses) / len(y))
+                losses.add(loss=loss)
+                sizes.append(len(idx))
+            read = losses.read().get("loss", [])
+            train_loss = float(np.sum([v * n for v, n in zip(read, sizes, strict=True)]) / len(y))
             monitor = train_loss if val_data is None else float(
                 F.cross_entropy(self._logits(val_data[0]), val_data[1]))
             scheduler.step(monitor)

@@ -142,7 +142,7 @@ from affectlab.losses.evidential import (
 )
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
 from affectlab.nn.ssm import DynamicSSM
-from affectlab.training import minibatches, seed_everything
+from affectlab.training import StepValues, minibatch_pairs, seed_everything
 
 log = logging.getLogger("affectlab.methods.dhcm_cacl")
 MODALITIES = ("eeg", "face_au")
@@ -494,21 +494,27 @@ def consistency_loss(z_p: torch.Tensor, z_f: torch.Tensor, tau: float,
 class Trials:
     """Trials as padded sequences. ``x``: EEG and face ``(N, T, D_m)`` tensors (``None`` for a
     modality not used); ``mask`` ``(N, T)``; ``pos`` ``(N, T)`` window positions in the Split
-    (``-1`` = padding); ``y`` ``(N,)`` or None."""
+    (``-1`` = padding); ``y`` ``(N,)`` or None; ``lengths`` ``(N,)`` valid windows per trial,
+    on the host (None: read from ``mask``)."""
 
     x: tuple[torch.Tensor | None, torch.Tensor | None]
     mask: torch.Tensor
     pos: np.ndarray
     y: torch.Tensor | None
+    lengths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.mask)
 
-    def batch(self, idx: torch.Tensor
+    def batch(self, idx: torch.Tensor, rows: np.ndarray | None = None
               ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        """Inputs of the trials ``idx``, cut to their longest valid length."""
+        """Inputs of the trials ``idx``, cut to their longest valid length (``rows``: ``idx``
+        on the host, whose longest length is then read from ``lengths``, no device sync)."""
         mask = self.mask[idx]
-        n = int(mask.sum(dim=1).max())
+        if rows is None or self.lengths is None:
+            n = int(mask.sum(dim=1).max())
+        else:
+            n = int(self.lengths[rows].max())
         x_e, x_f = (None if x is None else x[idx, :n] for x in self.x)
         return x_e, x_f, mask[:, :n]
 
@@ -705,7 +711,8 @@ class DHCMCACL(Method):
         y = None
         if labelled:
             y = torch.as_tensor(trial_labels(split.y, layout, self.n_classes), device=self.device)
-        return Trials((xs[0], xs[1]), mask.to(self.device), layout, y)
+        return Trials((xs[0], xs[1]), mask.to(self.device), layout, y,
+                      (layout >= 0).sum(axis=1))
 
     def _fit_scaler(self, parts: list[Split]) -> None:
         """Per-feature mean / std over the training windows (labelled and unlabelled)."""
@@ -730,7 +737,9 @@ class DHCMCACL(Method):
         x = tuple(None if parts[0].x[m] is None else torch.cat([pad(p.x[m]) for p in parts])
                   for m in range(2))
         mask = torch.cat([pad(p.mask) for p in parts])
-        return Trials(x, mask, np.zeros((len(mask), 0), np.int64), None)
+        lengths = None if any(p.lengths is None for p in parts) else \
+            np.concatenate([p.lengths for p in parts])
+        return Trials(x, mask, np.zeros((len(mask), 0), np.int64), None, lengths)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Split, unlabeled: Split | None = None,
@@ -828,8 +837,9 @@ class DHCMCACL(Method):
                                     labelled=False)
                 steps = []
                 with torch.no_grad():
-                    for idx in minibatches(len(data), 256, shuffle=False, device=self.device):
-                        x_e, x_f, mask = data.batch(idx)
+                    for rows, idx in minibatch_pairs(len(data), 256, shuffle=False,
+                                                     device=self.device):
+                        x_e, x_f, mask = data.batch(idx, rows)
                         f = torch.cat([f for f in encoder(x_e, x_f, mask)[:2] if f is not None],
                                       dim=-1)
                         steps.append(F.pad(f, (0, 0, 0, data.mask.shape[1] - mask.shape[1])))
@@ -855,16 +865,18 @@ class DHCMCACL(Method):
         optimiser = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         encoder.train()
         for epoch in range(cfg.pretrain_epochs):
-            total, count = 0.0, 0
-            for idx in minibatches(len(data), cfg.batch_size, generator, device=self.device):
+            losses, sizes = StepValues(), []
+            for rows, idx in minibatch_pairs(len(data), cfg.batch_size, generator,
+                                             device=self.device):
                 if len(idx) < 2:
                     continue
-                loss, _ = self.pretrain_loss(encoder, *data.batch(idx))
+                loss, _ = self.pretrain_loss(encoder, *data.batch(idx, rows))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                total, count = total + float(loss.detach()) * len(idx), count + len(idx)
-            self.history_["pretrain"].append(total / max(count, 1))
+                losses.add(loss=loss)
+                sizes.append(len(idx))
+            self.history_["pretrain"].append(_weighted_sum(losses, sizes) / max(sum(sizes), 1))
             self.report_epoch(epoch, n_total, pretrain_loss=self.history_["pretrain"][-1])
 
     def finetune_loss(self, x_e: torch.Tensor, x_f: torch.Tensor, mask: torch.Tensor,
@@ -898,17 +910,19 @@ class DHCMCACL(Method):
         best, best_state, since_best = np.inf, None, 0
         for epoch in range(cfg.finetune_epochs):
             self._set_train()
-            total = 0.0
-            for idx in minibatches(len(data), cfg.batch_size, generator, device=self.device):
+            losses, sizes = StepValues(), []
+            for rows, idx in minibatch_pairs(len(data), cfg.batch_size, generator,
+                                             device=self.device):
                 if len(idx) < 2:
                     continue
-                loss, _ = self.finetune_loss(*data.batch(idx), data.y[idx])
+                loss, _ = self.finetune_loss(*data.batch(idx, rows), data.y[idx])
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                total += float(loss.detach()) * len(idx)
+                losses.add(loss=loss)
+                sizes.append(len(idx))
             scheduler.step()
-            self.history_["finetune"].append(total / len(data))
+            self.history_["finetune"].append(_weighted_sum(losses, sizes) / len(data))
             logs = {"loss": self.history_["finetune"][-1]}
             if val is not None:
                 logs["val_loss"] = self._val_loss(val)
@@ -943,8 +957,8 @@ class DHCMCACL(Method):
         ``fad`` ``(N,)`` and per-step ``aligned`` ``(N, T, 2H)``."""
         keys = ("log_probs", "uncertainty", "u_modal", "fad", "aligned")
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
-        for idx in minibatches(len(data), 256, shuffle=False, device=self.device):
-            x_e, x_f, mask = data.batch(idx)
+        for rows, idx in minibatch_pairs(len(data), 256, shuffle=False, device=self.device):
+            x_e, x_f, mask = data.batch(idx, rows)
             out = self.model_(x_e, x_f, mask)
             if len(out["features"]) == 2:
                 f_e, f_f = out["features"]
@@ -979,3 +993,11 @@ class DHCMCACL(Method):
                            for k, m in enumerate(self.modalities)})
         return Predictions(probs / probs.sum(axis=1, keepdims=True), uncertainty, embeddings,
                            extras=extras)
+
+
+def _weighted_sum(losses: StepValues, sizes: list[int]) -> float:
+    """``sum_k loss_k * size_k`` over an epoch's steps, summed on the host in step order."""
+    total = 0.0
+    for value, size in zip(losses.read().get("loss", []), sizes, strict=True):
+        total += value * size
+    return total

@@ -139,7 +139,14 @@ from affectlab.losses.club import CLUBNet
 from affectlab.losses.contrastive import info_nce
 from affectlab.losses.cpc import M2MCPC
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
-from affectlab.training import minibatches, seed_everything, standardize_fit
+from affectlab.training import (
+    StepValues,
+    draw_int,
+    minibatches,
+    seed_everything,
+    standardize_fit,
+    to_device,
+)
 
 # --------------------------------------------------------------------------- configuration
 
@@ -471,13 +478,20 @@ class M2SNet(nn.Module):
 def fit_club(clubs: nn.ModuleDict, optimizer: torch.optim.Optimizer,
              pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], steps: int) -> float:
     """``steps`` updates of the CLUB networks on detached ``(z, z')`` pairs; last NLL."""
+    return float(club_updates(clubs, optimizer, pairs, steps))
+
+
+def club_updates(clubs: nn.ModuleDict, optimizer: torch.optim.Optimizer,
+                 pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                 steps: int) -> torch.Tensor:
+    """:func:`fit_club`, the last NLL as a detached tensor (no host sync)."""
     loss = torch.zeros(())
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = sum(clubs[name].learning_loss(z, z_ei) for name, (z, z_ei) in pairs.items())
         loss.backward()
         optimizer.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 def pretrain_optimizers(net: M2SNet, clubs: nn.ModuleDict | None, steps: int
@@ -499,6 +513,15 @@ def pretrain_step(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.opt
                   club_optimizer: torch.optim.Optimizer | None, batch: dict[str, torch.Tensor],
                   observed: int, perms: dict[str, torch.Tensor] | None = None
                   ) -> dict[str, float]:
+    """:func:`pretrain_terms`, the logged values read as floats."""
+    terms = pretrain_terms(net, clubs, optimizer, club_optimizer, batch, observed, perms)
+    return {key: float(value) for key, value in terms.items()}
+
+
+def pretrain_terms(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.optim.Optimizer,
+                   club_optimizer: torch.optim.Optimizer | None, batch: dict[str, torch.Tensor],
+                   observed: int, perms: dict[str, torch.Tensor] | None = None
+                   ) -> dict[str, torch.Tensor]:
     """One pre-training step (Algorithm 1): ``club_steps`` CLUB updates on detached features,
     then one step on Eq. 14.
 
@@ -508,6 +531,7 @@ def pretrain_step(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.opt
     ``"separate"``: a fresh encoder pass (no autograd) per CLUB update, then one for Eq. 14,
     as released: four passes per step with the defaults, each with its own dropout masks (the
     released extra passes also run the decoders and CPC, whose outputs it discards).
+    Returns the total, its terms and the last CLUB NLL as detached tensors (no host sync).
     """
     net.train()
     cfg, logs = net.cfg, {}
@@ -516,13 +540,13 @@ def pretrain_step(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.opt
         for _ in range(cfg.club_steps):
             with torch.no_grad():
                 z, z_ei = net.encode(batch)
-            logs["club_nll"] = fit_club(clubs, club_optimizer, {
+            logs["club_nll"] = club_updates(clubs, club_optimizer, {
                 name: (z[name], z_ei[name]) for name in net.names}, 1)
         z, z_ei = net.encode(batch)
     else:
         z, z_ei = net.encode(batch)
         if fit:
-            logs["club_nll"] = fit_club(clubs, club_optimizer, {
+            logs["club_nll"] = club_updates(clubs, club_optimizer, {
                 name: (z[name].detach(), z_ei[name].detach()) for name in net.names},
                 cfg.club_steps)
     terms = net.losses(batch, z, z_ei, clubs, observed, perms)
@@ -531,7 +555,7 @@ def pretrain_step(net: M2SNet, clubs: nn.ModuleDict | None, optimizer: torch.opt
     loss.backward()
     optimizer.step()
     values = {"loss": loss, **terms}
-    return {**{k: float(v.detach()) for k, v in values.items()}, **logs}
+    return {**{k: v.detach() for k, v in values.items()}, **logs}
 
 
 def finetune_optimizer(classifier: nn.Module, cfg: M2SConfig, steps: int
@@ -794,19 +818,17 @@ class M2S(Method):
         best: tuple[float, dict, int] | None = None
         self.pretrain_epochs_ = cfg.epochs
         for epoch in range(cfg.epochs):
-            sums: dict[str, float] = {}
-            batches = 0
-            for rows in minibatches(len(seq), cfg.batch_size, self._generator, drop_last=True,
-                                    device=self.device):
+            steps = StepValues()
+            batches = list(minibatches(len(seq), cfg.batch_size, self._generator,
+                                       drop_last=True, device=self.device))
+            for rows, (observed, perms) in zip(batches, self._draws(batches), strict=True):
                 idx = seq[rows]
                 batch = {name: _gather(x, idx) for name, x in data.items()}
-                step_logs = pretrain_step(net, self.clubs_, optimizer, club_optimizer, batch,
-                                          self._observed(), self._perms(len(idx)))
+                steps.add(**pretrain_terms(net, self.clubs_, optimizer, club_optimizer, batch,
+                                           observed, perms))
                 scheduler.step()
-                for key, value in step_logs.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                batches += 1
-            logs = {f"pretrain_{k}": v / max(batches, 1) for k, v in sums.items()}
+            logs = {f"pretrain_{k}": sum(v) / max(len(batches), 1)
+                    for k, v in steps.read().items()}
             if watch:
                 logs["pretrain_val_loss"] = self._held_out_loss(*held_out)
                 if best is None or logs["pretrain_val_loss"] < best[0]:
@@ -839,7 +861,7 @@ class M2S(Method):
         starts = list(range(0, len(seq), cfg.batch_size))
         if len(starts) > 1 and len(seq) - starts[-1] < 2:
             starts.pop()                                  # no batch of one sequence
-        total, weight = 0.0, 0
+        total, losses, sizes = 0.0, StepValues(), []
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else len(seq)
             idx = seq[start:stop]
@@ -847,9 +869,11 @@ class M2S(Method):
             z, z_ei = net.encode(batch)
             for m in observed:
                 terms = net.losses(batch, z, z_ei, self.clubs_, m, skip=("club",))
-                total += float(net.total(terms)) * len(idx)
-                weight += len(idx)
-        return total / max(weight, 1)
+                losses.add(loss=net.total(terms))
+                sizes.append(len(idx))
+        for value, size in zip(losses.read().get("loss", []), sizes, strict=True):
+            total += value * size
+        return total / max(sum(sizes), 1)
 
     @torch.no_grad()
     def _centers(self, data: dict[str, torch.Tensor], seq: torch.Tensor
@@ -882,14 +906,24 @@ class M2S(Method):
         if cfg.cpc_observed is not None:
             return cfg.cpc_observed
         high = cfg.seq_len - cfg.cpc_steps
-        low = min(2, high)
-        return int(torch.randint(low, high + 1, (1,), generator=self._generator))
+        return draw_int(min(2, high), high, self._generator)
 
     def _perms(self, size: int) -> dict[str, torch.Tensor] | None:
+        """CLUB's shuffled pairings for a batch of ``size`` (on the host), or None."""
         if not self.config.use_club or self.config.club_negatives != "shuffle":
             return None
-        return {name: torch.randperm(size, generator=self._generator).to(self.device)
+        return {name: torch.randperm(size, generator=self._generator)
                 for name in self.net_.names}
+
+    def _draws(self, batches: list[torch.Tensor]
+               ) -> list[tuple[int, dict[str, torch.Tensor] | None]]:
+        """``M`` and the CLUB pairings of each batch of an epoch, drawn in the order the steps
+        used to draw them; the pairings moved to the device in one copy."""
+        draws = [(self._observed(), self._perms(len(rows))) for rows in batches]
+        host = [perm for _, perms in draws for perm in (perms or {}).values()]
+        moved = iter(to_device(host, self.device))
+        return [(observed, None if perms is None else {name: next(moved) for name in perms})
+                for observed, perms in draws]
 
     # ------------------------------------------------------------------ fine-tuning
     def _freeze(self) -> None:

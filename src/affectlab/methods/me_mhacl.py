@@ -132,7 +132,7 @@ from affectlab.errors import ConfigError
 from affectlab.losses.contrastive import nt_xent
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
 from affectlab.nn.resnet1d import ResNet1D, paper_blocks, sgmc_blocks
-from affectlab.training import minibatches, seed_everything
+from affectlab.training import draw_int, minibatches, seed_everything, to_device
 
 log = logging.getLogger("affectlab.methods.me_mhacl")
 
@@ -238,7 +238,7 @@ def draw_split(n: int, generator: torch.Generator, official: bool = False) -> in
     low, high = OFFICIAL_SPLIT_RANGE if official else (2, n - 2)
     if high < low:
         raise ConfigError("me_mhacl", f"windows of {n} samples are too short for meiosis")
-    return int(torch.randint(low, high + 1, (1,), generator=generator))
+    return draw_int(low, high, generator)
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -656,10 +656,10 @@ class MEMHACL(Method):
         self.projector_.train()
         for epoch in range(cfg.pretrain_epochs):
             total = torch.zeros((), device=self.device)
-            batches = sampler.epoch(generator)
+            batches = to_device(sampler.epoch(generator), self.device)   # one copy per epoch
             for idx in batches:
                 c = draw_split(x.shape[-1], generator, cfg.official)
-                total += self.pretrain_step(x, idx.to(self.device), c, optimiser)
+                total += self.pretrain_step(x, idx, c, optimiser)
             mean_loss = float(total) / len(batches)
             self.report_epoch(epoch, n_epochs, pretrain_loss=mean_loss)
         self.extras_["pretrain_loss"] = mean_loss

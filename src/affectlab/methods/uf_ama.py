@@ -678,7 +678,8 @@ class UFAMA(Method):
                                tgt_order[rows], optimiser, epoch)
             for key, value in parts.items():
                 sums[key] = sums[key] + value if key in sums else value
-        return {key: float(value) / steps for key, value in sums.items()}
+        totals = torch.stack(list(sums.values())).tolist() if sums else []   # one host sync
+        return {key: value / steps for key, value in zip(sums, totals, strict=True)}
 
     def _step(self, xs: dict[str, torch.Tensor], ys: torch.Tensor,
               xt: dict[str, torch.Tensor] | None, si: torch.Tensor, ti: torch.Tensor,

@@ -170,9 +170,8 @@ class PairwiseCrossModalAttention(nn.Module):
         stacked, valid = _pad(tokens)                          # (k, B, L, d), (k, L)
         y = stacked[self.query_index]                          # (D, B, L, d)
         source = stacked[self.source_index]
-        key_mask = None
-        if not bool(valid.all()):
-            key_mask = valid[self.source_index]                # (D, L)
+        same_length = len({t.shape[1] for t in tokens}) == 1   # from shapes: no device sync
+        key_mask = None if same_length else valid[self.source_index]        # (D, L)
         for layer in self.layers:
             y = layer(y, source, key_mask, self.n_heads, self.dropout)
         y = _norm(y, self.out_gain, self.out_shift)
