@@ -36,6 +36,7 @@ from affectlab.methods.baselines import FEATURE_PROTOCOLS, flat_features
 from affectlab.training import (
     Inputs,
     class_weights,
+    full_precision,
     seed_everything,
     standardize_fit,
     take,
@@ -156,7 +157,8 @@ class TorchAdapter(Method):
         x = self._inputs(test)
         batches = torch.arange(len(test), device=self.device).split(self.config.batch_size)
         logits = [self.model_(take(x, idx)) for idx in batches]
-        return Predictions(torch.softmax(torch.cat(logits), dim=1).double().cpu().numpy())
+        return Predictions(torch.softmax(full_precision(torch.cat(logits)), dim=1).double()
+                           .cpu().numpy())
 
     def _raw(self, split: Split) -> dict[str, torch.Tensor]:
         """``{"x": (n, d)}`` (flat) or ``{modality: (n, ...)}`` float32, on the CPU."""

@@ -126,6 +126,12 @@ def honesty_flags(summary: dict) -> list[tuple[str, str]]:
     if failed or summary.get("complete") is False:
         flags.append(("bad", f"Incomplete run: {len(failed)} fold(s) failed; the figures "
                              "cover the finished folds only."))
+    numerics = summary.get("numerics") or []
+    if numerics:
+        rounding = any(text.endswith(("(amp)", "(tf32)")) for text in numerics)
+        flags.append(("warn", f"Numerics: {', '.join(numerics)}"
+                      + ("; these round differently from float32, so the figures may differ "
+                         "slightly from a run without them." if rounding else ".")))
     dropped = (summary.get("dropped") or {}).get("subjects") or []
     if dropped:
         flags.append(("warn", f"{len(dropped)} subject(s) dropped by the runner (no usable "

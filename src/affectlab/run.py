@@ -43,7 +43,7 @@ from affectlab.labels import Labels, default_scheme, make_labels
 from affectlab.methods import Method, Predictions, Split, build_config
 from affectlab.plugins import method_label, resolve_method
 from affectlab.protocols import PROTOCOLS, Fold, check_classes, create_protocol
-from affectlab.training import pick_device
+from affectlab.training import NUMERICS, numerics, pick_device
 
 log = logging.getLogger("affectlab.run")
 data_log = logging.getLogger("affectlab.data")   # no handler: warnings reach stderr
@@ -97,6 +97,12 @@ class RunConfig(BaseModel):
                       "protocol.seed is given) of the splits")
     device: str = Field("auto", description=f"one of {DEVICES}")
     threads: int = Field(1, ge=1, description="torch threads per worker process")
+    amp: bool = Field(False, description="bf16 autocast around the method's fit and predict "
+                      "(CPU and CUDA; changes the numbers slightly)")
+    tf32: bool = Field(False, description="TensorFloat-32 float32 matmuls and convolutions "
+                       "on CUDA (a no-op elsewhere)")
+    deterministic: bool = Field(False, description="torch's deterministic algorithms for each "
+                                "fold (an op without one fails the fold)")
     report_oracle: bool = False
     max_folds: int | None = Field(None, ge=1, description="run only the first N folds "
                                   "(smoke tests); the summary says so")
@@ -413,14 +419,16 @@ def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
     history: list[dict[str, float]] = []
     method.on_epoch = _epoch_recorder(history, on_epoch)
     train, unlabeled, val, test = fold_splits(plan, plan.folds[k])
-    start = time.perf_counter()
-    method.fit(train, unlabeled=unlabeled, val=val)
-    predictions = method.predict(test)
-    seconds = time.perf_counter() - start
+    fold = plan.folds[k]
+    with numerics(device, cfg.amp, cfg.tf32, cfg.deterministic):
+        start = time.perf_counter()
+        method.fit(train, unlabeled=unlabeled, val=val)
+        predictions = method.predict(test)
+        seconds = time.perf_counter() - start
+        val_metrics = _val_metrics(plan, fold, method) if len(fold.val) else None
     if predictions.probs.shape != (len(test), plan.labels.n_classes):
         raise AffectlabError(f"{cfg.method} returned probs of shape {predictions.probs.shape}, "
                              f"expected {(len(test), plan.labels.n_classes)}")
-    fold = plan.folds[k]
     y_true = plan.labels.y[fold.test]
     metrics = evaluation.fold_metrics(y_true, predictions.probs, plan.labels.n_classes,
                                       predictions.uncertainty)
@@ -432,8 +440,8 @@ def run_fold(plan: Plan, k: int, fold_dir: Path, on_epoch=None) -> dict:
     if cfg.report_oracle and predictions.epoch_probs is not None:
         metrics["oracle_best_epoch"] = evaluation.oracle_best_epoch(predictions.epoch_probs,
                                                                     y_true)
-    if len(fold.val):
-        metrics["val_metrics"] = _val_metrics(plan, fold, method)
+    if val_metrics is not None:
+        metrics["val_metrics"] = val_metrics
     if history:
         fold_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(fold_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
@@ -609,10 +617,13 @@ def _empty_run_dir(run_dir: Path) -> None:
 
 
 def _comparable(config: dict) -> dict:
-    """Config without fields that do not change results (device, threads, cache location,
-    cluster resources, experiment tracking)."""
+    """Config without fields that do not change results (device, threads, deterministic
+    algorithms, cache location, cluster resources, experiment tracking); ``amp`` and ``tf32``
+    change them (unset in runs from before these options: off)."""
     out = {k: v for k, v in config.items()
-           if k not in ("device", "threads", "cache_dir", "resources", "track", "tracking")}
+           if k not in ("device", "threads", "deterministic", "cache_dir", "resources", "track",
+                        "tracking")}
+    out = {"amp": False, "tf32": False, **out}
     if isinstance(out.get("labels"), dict):   # unset label options (older runs lack the keys)
         out["labels"] = {k: v for k, v in out["labels"].items() if v is not None}
     options = out.get("options")
@@ -827,6 +838,7 @@ def write_summary(plan: Plan, run_dir: Path, failed: dict[int, str] | None = Non
         "dropped": plan.losses,
         "data_preset": plan.preset, "forms": plan.windows.description.get("forms", {}),
         "seed": plan.cfg.seed, "config": resolved_config(plan),
+        "numerics": numerics_record(plan.cfg),
         "validation": validation_record(plan, per_fold),
         "version": affectlab.__version__,
         "cache": str(plan.cache_path) if plan.cache_path else None,
@@ -860,6 +872,13 @@ def _write_html(run_dir: Path) -> None:
     from affectlab.html_report import try_write_run_report
 
     try_write_run_report(run_dir)
+
+
+def numerics_record(cfg: RunConfig) -> list[str]:
+    """How the folds computed, when not in torch's defaults: the numerics options that are on
+    (``amp``, ``tf32``, ``deterministic``), as summary.json, summary.md and report.html
+    declare them."""
+    return [text for option, text in NUMERICS.items() if getattr(cfg, option)]
 
 
 def validation_record(plan: Plan, per_fold: list[dict]) -> dict[str, Any]:
@@ -970,6 +989,8 @@ def summary_markdown(summary: dict) -> str:
     lines += ["", f"{summary['n_folds']} folds, seed {summary['seed']}, affectlab "
                   f"{summary['version']}, data preset `{summary['data_preset']}`."]
     lines += _validation_lines(summary.get("validation") or {})
+    if summary.get("numerics"):
+        lines.append(f"Numerics: {', '.join(summary['numerics'])}.")
     if losses.get("windows") and not losses.get("subjects"):
         lines.append(f"Data: {losses_line(losses)}.")
     lines += _missing_lines(losses)

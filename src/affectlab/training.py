@@ -7,8 +7,10 @@ per-sample Python in the loop.
 from __future__ import annotations
 
 import copy
+import os
 import random
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import torch
@@ -33,6 +35,63 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: how each numerics option is declared in a run's summary
+NUMERICS = {"amp": "bf16 autocast (amp)", "tf32": "TF32 matmuls and convolutions (tf32)",
+            "deterministic": "deterministic algorithms (deterministic)"}
+
+
+@contextmanager
+def numerics(device: torch.device, amp: bool = False, tf32: bool = False,
+             deterministic: bool = False) -> Iterator[None]:
+    """The run options ``amp``, ``tf32`` and ``deterministic`` for the block (one fold), each
+    restored afterwards; off, an option leaves torch as it is.
+
+    amp: bf16 autocast on ``device`` (CPU and CUDA). tf32: TensorFloat-32 for float32 matmuls
+    and cuDNN convolutions on CUDA (a no-op elsewhere). deterministic:
+    ``torch.use_deterministic_algorithms(True)`` (an op without a deterministic version
+    raises), cuDNN's benchmark off and, on CUDA, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless set.
+    """
+    with ExitStack() as stack:
+        if tf32:
+            stack.enter_context(_tf32())
+        if deterministic:
+            stack.enter_context(_deterministic(device))
+        if amp:
+            stack.enter_context(torch.autocast(device_type=device.type, dtype=torch.bfloat16))
+        yield
+
+
+@contextmanager
+def _tf32() -> Iterator[None]:
+    precision, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
+@contextmanager
+def _deterministic(device: torch.device) -> Iterator[None]:
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if device.type == "cuda" and workspace is None:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"     # cuBLAS's deterministic mode
+    torch.use_deterministic_algorithms(True, warn_only=False)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
 def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None,
                 shuffle: bool = True, drop_last: bool = False,
                 device: torch.device | None = None) -> Iterator[torch.Tensor]:
@@ -55,6 +114,12 @@ def minibatch_pairs(n: int, batch_size: int, generator: torch.Generator | None =
     stop = n - (n % batch_size) if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         yield host[start:start + batch_size], order[start:start + batch_size]
+
+
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when autocast left it in a reduced precision (bf16 / fp16), else as
+    it is: what a method hands back (probabilities, embeddings) is float32 or float64."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
 def draw_int(low: int, high: int, generator: torch.Generator | None = None) -> int:

@@ -31,11 +31,15 @@ def affinity_bce(x: torch.Tensor, y: torch.Tensor, rescale: bool = True,
                  include_diagonal: bool = False, eta: float = 0.0,
                  clamp: float = 1e-6) -> torch.Tensor:
     """Affinity BCE of ``x (n, d)`` (features, or probabilities for the official reading) with
-    integer labels ``y (n,)``; a scalar tensor (Eq. 6-8).
+    integer labels ``y (n,)``; a scalar tensor (Eq. 6-8). Computed in float32 under autocast
+    (in bf16 ``1 - clamp`` is 1, and ``log(1 - s)`` would be ``-inf``).
     """
     n = x.shape[0]
     if n < 2 and not include_diagonal:
         return x.sum() * 0.0
+    if x.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return affinity_bce(x.float(), y, rescale, include_diagonal, eta, clamp)
     cos = cosine_matrix(x)
     s = (cos + 1.0) / 2.0 if rescale else cos
     if clamp > 0:

@@ -20,7 +20,13 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
-from affectlab.training import class_weights, minibatches, seed_everything, standardize_fit
+from affectlab.training import (
+    class_weights,
+    full_precision,
+    minibatches,
+    seed_everything,
+    standardize_fit,
+)
 
 # Feature-space baselines cannot map one modality's features onto another's: no cross_modal.
 FEATURE_PROTOCOLS = ("subject_dependent", "loso", "subject_kfold", "cross_session",
@@ -179,4 +185,4 @@ class MLPBaseline(Method):
     def predict(self, test: Split) -> Predictions:
         self.model_.eval()
         logits = self.model_(self._transform(test))
-        return Predictions(torch.softmax(logits, dim=1).cpu().numpy())
+        return Predictions(torch.softmax(full_precision(logits), dim=1).cpu().numpy())

@@ -209,6 +209,7 @@ from affectlab.nn.cross_attention import (
 from affectlab.training import (
     StepValues,
     draw_int,
+    full_precision,
     minibatches,
     seed_everything,
     standardize_fit,
@@ -1001,11 +1002,12 @@ class CLMER(Method):
     def predict(self, test: Split) -> Predictions:
         xs, complete = self._standardized(test)
         feats = self._fusion_inputs(xs)
-        probs = torch.softmax(self._logits(feats), dim=1).cpu().numpy()
+        probs = torch.softmax(full_precision(self._logits(feats)), dim=1).cpu().numpy()
         extras = {"token_length": float(self.token_length_ or 0)}
         if self.config.pretrain:
             extras["pretrain_loss"] = self.pretrain_loss_
         if not complete.all():
             extras["n_windows_imputed"] = float((~complete).sum())
-        return Predictions(probs, embeddings=self._logits(feats, embed=True).cpu().numpy(),
+        embeddings = full_precision(self._logits(feats, embed=True)).cpu().numpy()
+        return Predictions(probs, embeddings=embeddings,
                            extras=extras)

@@ -142,7 +142,7 @@ from affectlab.losses.evidential import (
 )
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
 from affectlab.nn.ssm import DynamicSSM
-from affectlab.training import StepValues, minibatch_pairs, seed_everything
+from affectlab.training import StepValues, full_precision, minibatch_pairs, seed_everything
 
 log = logging.getLogger("affectlab.methods.dhcm_cacl")
 MODALITIES = ("eeg", "face_au")
@@ -968,7 +968,7 @@ class DHCMCACL(Method):
             for k in keys:
                 if k in out:
                     parts[k].append(out[k])
-        return {k: torch.cat(v) for k, v in parts.items() if v}
+        return {k: full_precision(torch.cat(v)) for k, v in parts.items() if v}
 
     # ------------------------------------------------------------------ predict
     def predict(self, test: Split) -> Predictions:

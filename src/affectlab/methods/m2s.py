@@ -142,6 +142,7 @@ from affectlab.methods.base import Method, MethodConfig, Predictions, Split, reg
 from affectlab.training import (
     StepValues,
     draw_int,
+    full_precision,
     minibatches,
     seed_everything,
     standardize_fit,
@@ -1002,6 +1003,7 @@ class M2S(Method):
     def _to_windows(self, values: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:
         """Mean of per-sequence ``values`` ``(n_seq, k)`` over the sequences covering each of
         the ``n`` windows -> ``(n, k)``."""
+        values = full_precision(values)
         flat = torch.as_tensor(idx.reshape(-1), device=values.device)
         total = torch.zeros(n, values.shape[1], device=values.device).index_add_(
             0, flat, values.repeat_interleave(idx.shape[1], dim=0))
@@ -1013,7 +1015,7 @@ class M2S(Method):
     def _window_probs(self, feats: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:
         """Classifier probabilities of the sequences, averaged onto their windows."""
         self.classifier_.eval()
-        return self._to_windows(self.classifier_(feats).softmax(dim=-1), idx, n)
+        return self._to_windows(full_precision(self.classifier_(feats)).softmax(dim=-1), idx, n)
 
     def _val_score(self, val_data) -> tuple[float, float]:
         """Balanced accuracy and mean NLL of the classifier on the validation windows."""

@@ -132,7 +132,13 @@ from affectlab.errors import ConfigError
 from affectlab.losses.contrastive import nt_xent
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
 from affectlab.nn.resnet1d import ResNet1D, paper_blocks, sgmc_blocks
-from affectlab.training import draw_int, minibatches, seed_everything, to_device
+from affectlab.training import (
+    draw_int,
+    full_precision,
+    minibatches,
+    seed_everything,
+    to_device,
+)
 
 log = logging.getLogger("affectlab.methods.me_mhacl")
 
@@ -745,9 +751,9 @@ class MEMHACL(Method):
     def predict(self, test: Split) -> Predictions:
         x = self._normalize(self._stack(test.windows), test.windows.meta).to(self.device)
         logits, embeddings = self._forward(x)
-        probs = torch.softmax(logits[:, :self.n_classes], dim=1)    # official: 4 outputs
-        return Predictions(probs.cpu().numpy(),
-                           embeddings=embeddings.cpu().numpy(), extras=dict(self.extras_))
+        probs = torch.softmax(full_precision(logits[:, :self.n_classes]), dim=1)  # official: 4
+        return Predictions(probs.cpu().numpy(), embeddings=full_precision(embeddings).cpu().numpy(),
+                           extras=dict(self.extras_))
 
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:

@@ -135,7 +135,7 @@ from affectlab.errors import ConfigError
 from affectlab.losses.affinity import affinity_bce
 from affectlab.losses.mmd import mk_mmd
 from affectlab.methods.base import Method, MethodConfig, Predictions, Split, register_method
-from affectlab.training import seed_everything, standardize_fit
+from affectlab.training import full_precision, seed_everything, standardize_fit
 
 BRANCH_WEIGHTS = (0.25, 0.25, 0.5)       # EEG, eye, fusion (Eq. 14)
 WINDOW_KEYS = ["subject", "session", "trial", "window"]
@@ -717,8 +717,8 @@ class UFAMA(Method):
         for start in range(0, len(inputs["eeg"]), self.config.eval_batch):
             rows = slice(start, start + self.config.eval_batch)
             out = self.net_(inputs["eeg"][rows], inputs["eye"][rows])
-            probs.append(torch.softmax(out.logits[2], 1))
-            feats.append(out.z_fused)
+            probs.append(torch.softmax(full_precision(out.logits[2]), 1))
+            feats.append(full_precision(out.z_fused))
         return torch.cat(probs), torch.cat(feats)
 
     # ------------------------------------------------------------------ prediction
