@@ -44,7 +44,9 @@ def run(method: str | type[Method], dataset: str, root: str | Path,
         "inclusive"}``), ``preset``, ``method_preset``, ``seed``, ``modalities``, ``device``,
         ``options={"method": {...}, "protocol": {...}, "data": {...}}``, ... (the README's
         configuration section).
-    executor_options: for ``executor="ray"``: ``address``, ``ship_data``.
+    executor_options: for ``executor="ray"``: ``address``, ``ship_data``; for
+        ``executor="process"``: ``devices`` (``["cuda:0", "cuda:1"]`` or ``"auto"``: one
+        CUDA device per worker) and ``workers_per_device``.
     """
     from affectlab.plugins import method_reference
     from affectlab.run import load_config, run_experiment

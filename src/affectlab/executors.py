@@ -1,7 +1,9 @@
 """Executors: who runs the folds of a run.
 
 ``local``    in this process, one fold after another (default; epoch progress bars).
-``process``  a local pool of ``workers`` processes (spawned; one torch thread each).
+``process``  a local pool of ``workers`` processes (spawned; one torch thread each); with
+             ``devices`` (CUDA devices, or ``auto`` for every visible one) each worker is
+             pinned to one device, ``workers_per_device`` workers per device.
 ``ray``      one Ray task per fold on a Ray cluster (:mod:`affectlab.ray_executor`).
 
 Workers never receive the tensors through a pipe: a task is the run's configuration (a plain
@@ -18,7 +20,9 @@ retried once; a second failure is reported to the runner with its traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,6 +34,7 @@ from typing import Any
 
 from affectlab.errors import ConfigError
 
+log = logging.getLogger("affectlab.run")
 Done = Callable[[int, dict], None]
 Failed = Callable[[int, str], None]
 
@@ -44,6 +49,7 @@ class FoldTask:
 
 
 _PLANS: dict[str, Any] = {}
+_PINNED: list[str] = []         # a worker pinned to one CUDA device: its folds run on "cuda"
 
 
 TaskDone = Callable[[FoldTask, dict], None]
@@ -57,10 +63,11 @@ def run_task(task: FoldTask, on_epoch=None, windows=None) -> dict:
     """
     from affectlab.run import load_config, plan_run, run_fold
 
-    key = json.dumps(task.config, sort_keys=True)
+    config = {**task.config, "device": _PINNED[0]} if _PINNED else task.config
+    key = json.dumps(config, sort_keys=True)
     if key not in _PLANS:
         _PLANS.clear()
-        _PLANS[key] = plan_run(load_config(task.config), windows=windows)
+        _PLANS[key] = plan_run(load_config(config), windows=windows)
     return run_fold(_PLANS[key], task.index, Path(task.fold_dir), on_epoch)
 
 
@@ -128,28 +135,105 @@ class LocalExecutor(Executor):
                 done(task, metrics)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, slots: Any = None) -> None:
+    """A new worker: ``threads`` torch threads; with ``slots`` (a queue of device indices) it
+    takes the next one and sees only that CUDA device (set before torch initialises CUDA)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    if slots is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slots.get()
+        _PINNED[:] = ["cuda"]
     import torch
 
     torch.set_num_threads(threads)
 
 
-class ProcessExecutor(Executor):
-    """Run folds on a pool of local worker processes."""
+def device_slots(devices: list[str], workers_per_device: int = 1) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` value of each worker: every device ``workers_per_device``
+    times, round-robin (``cuda:0, cuda:1`` twice: ``0, 1, 0, 1``)."""
+    indices = [device.partition(":")[2] or "0" if device.startswith("cuda") else device
+               for device in devices]
+    return [index for _ in range(workers_per_device) for index in indices]
 
-    def __init__(self, workers: int | None = None, retries: int = 1):
+
+def resolve_devices(devices: str | list[str] | None, device: str) -> list[str]:
+    """``devices`` as a list of ``cuda:N`` (``auto``: every visible CUDA device, none without
+    CUDA); refused with the run's ``device`` cpu / mps, without CUDA, or beyond the GPUs."""
+    if devices is None or devices == []:
+        return []
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if devices == "auto":
+        devices = [f"cuda:{i}" for i in range(count)]
+    if isinstance(devices, str):
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    if not devices:
+        return []
+    bad = next((d for d in devices if not re.fullmatch(r"cuda(:\d+)?|\d+", str(d))), None)
+    if bad is not None:
+        raise ConfigError("--devices", f"got {bad!r}; allowed: auto or CUDA devices such as "
+                                       "cuda:0,cuda:1")
+    devices = [f"cuda:{d}" if str(d).isdigit() else str(d) for d in devices]
+    if device not in ("auto", "cuda"):
+        raise ConfigError("--devices", f"pins workers to CUDA devices, but device is "
+                                       f"'{device}'; use device auto or cuda, or no --devices")
+    if count == 0:
+        raise ConfigError("--devices", "CUDA is not available on this machine; give no "
+                                       "--devices")
+    beyond = next((d for d in devices if int(d.partition(":")[2] or 0) >= count), None)
+    if beyond is not None:
+        raise ConfigError("--devices", f"got '{beyond}'; this machine has {count} CUDA "
+                                       f"device(s): cuda:0 to cuda:{count - 1}")
+    return devices
+
+
+class ProcessExecutor(Executor):
+    """Run folds on a pool of local worker processes.
+
+    devices: CUDA devices to pin the workers to (``["cuda:0", "cuda:1"]``, or ``auto``: every
+        visible one); each worker sees one device and runs its folds there, and the pool has
+        ``workers_per_device`` workers per device. None: no pinning (the run's ``device``).
+    """
+
+    def __init__(self, workers: int | None = None, retries: int = 1,
+                 devices: str | list[str] | None = None, workers_per_device: int = 1):
+        if workers_per_device < 1:
+            raise ConfigError("--workers-per-device", f"got {workers_per_device}; allowed: at "
+                                                      "least 1")
+        self.requested = workers
         self.workers = workers or max(1, (os.cpu_count() or 2) // 2)
         self.retries = retries
+        self.devices, self.workers_per_device = devices, workers_per_device
+
+    def _slots(self, tasks: list[FoldTask]) -> list[str]:
+        """Each worker's device (none without ``devices``), checked against every task."""
+        devices: list[str] = []
+        for device in sorted({t.config["device"] for t in tasks}):
+            devices = resolve_devices(self.devices, device)
+        slots = device_slots(devices, self.workers_per_device)
+        if slots and self.requested is not None and self.requested != len(slots):
+            raise ConfigError("--workers", f"got {self.requested}, but --devices gives "
+                                           f"{len(devices)} device(s) x {self.workers_per_device} "
+                                           f"worker(s) per device = {len(slots)}")
+        return slots
 
     def run_tasks(self, tasks: list[FoldTask], done: TaskDone, failed: TaskFailed,
                   on_epoch=None) -> None:
         if not tasks:
             return
         attempts = [0] * len(tasks)
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+        context = get_context("spawn")
+        slots = self._slots(tasks)
+        queue = None
+        if slots:
+            queue = context.Queue()
+            for slot in slots:
+                queue.put(slot)
+            log.info("process executor: %d workers on CUDA devices %s", len(slots),
+                     ", ".join(sorted(set(slots))))
+        with ProcessPoolExecutor(len(slots) or self.workers, mp_context=context,
                                  initializer=_init_worker,
-                                 initargs=(tasks[0].config["threads"],)) as pool:
+                                 initargs=(tasks[0].config["threads"], queue)) as pool:
             running: dict[Future, int] = {pool.submit(run_task, t): i
                                           for i, t in enumerate(tasks)}
             try:

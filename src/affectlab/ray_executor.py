@@ -9,6 +9,8 @@ Ray's object store instead, and workers need only the run directory.
 
 Each task asks for ``resources.cpus_per_task`` CPUs and ``resources.gpus_per_task`` GPUs
 (fractions allowed) of its run's configuration; a task that asks for no GPU runs on the CPU.
+Unset, ``gpus_per_task`` is 1 for ``device: auto`` on a cluster with GPUs (the task then runs on
+the GPU Ray assigns it, which Ray makes its only visible device), else 0.
 Ray's own retries are off: a failed task is submitted once more, and a second failure is
 reported with the worker's traceback. Each task also carries its run's method class, so a method
 defined in the driver's script (not importable by the workers) runs as well.
@@ -59,15 +61,27 @@ def _key(config: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def portable(task: FoldTask) -> FoldTask:
-    """The task as any node needs it: absolute paths (dataset, cache, fold directory), and
-    ``device: auto`` made ``cpu`` when the task asks for no GPU (Ray would not count its use)."""
+def task_gpus(config: dict, cluster_gpus: float = 0) -> float:
+    """The GPUs a task asks for: ``resources.gpus_per_task``, or when unset 1 for ``device:
+    auto`` on a cluster with GPUs, else 0."""
+    gpus = config["resources"].get("gpus_per_task")
+    if gpus is not None:
+        return gpus
+    return 1 if config["device"] == "auto" and cluster_gpus > 0 else 0
+
+
+def portable(task: FoldTask, cluster_gpus: float = 0) -> FoldTask:
+    """The task as any node needs it: absolute paths (dataset, cache, fold directory), the
+    GPUs it asks for (:func:`task_gpus`, given the cluster's), and ``device: auto`` made
+    ``cpu`` when that is none (Ray would not count its use)."""
     from affectlab.presets import default_cache_dir
 
     config = dict(task.config)
     config["root"] = str(Path(config["root"]).resolve())
     config["cache_dir"] = str(Path(config["cache_dir"] or default_cache_dir()).resolve())
-    if config["device"] == "auto" and not config["resources"]["gpus_per_task"]:
+    gpus = task_gpus(config, cluster_gpus)
+    config["resources"] = {**config["resources"], "gpus_per_task": gpus}
+    if config["device"] == "auto" and not gpus:
         config["device"] = "cpu"
     return FoldTask(config, task.index, str(Path(task.fold_dir).resolve()))
 
@@ -115,10 +129,12 @@ class RayExecutor(Executor):
         remote = self.ray.remote(_fold)
         shipped = [self._shipped.get(_key(t.config)) for t in tasks]
         methods = [self._methods.get(_key(t.config)) for t in tasks]
-        sent = [portable(t) for t in tasks]
+        cluster_gpus = self.ray.cluster_resources().get("GPU", 0)
+        sent = [portable(t, cluster_gpus) for t in tasks]
+        _log_devices(tasks, cluster_gpus)
 
         def submit(i: int) -> None:
-            res = tasks[i].config["resources"]
+            res = sent[i].config["resources"]
             ref = remote.options(num_cpus=res["cpus_per_task"], num_gpus=res["gpus_per_task"],
                                  max_retries=0, name=f"fold {tasks[i].index}")
             running[ref.remote(sent[i], shipped[i], methods[i])] = i
@@ -175,7 +191,19 @@ class RayExecutor(Executor):
         have = self.ray.cluster_resources()
         for res in {_key(t.config["resources"]): t.config["resources"] for t in tasks}.values():
             for field, name in (("cpus_per_task", "CPU"), ("gpus_per_task", "GPU")):
-                if res[field] > have.get(name, 0):
+                if (res[field] or 0) > have.get(name, 0):
                     raise ConfigError(f"resources.{field}",
                                       f"a task asks for {res[field]} {name}; the Ray cluster "
                                       f"has {have.get(name, 0):g}")
+
+
+def _log_devices(tasks: list[FoldTask], cluster_gpus: float) -> None:
+    """Which device the tasks of ``device: auto`` without ``resources.gpus_per_task`` got."""
+    if not any(t.config["device"] == "auto" and t.config["resources"].get("gpus_per_task")
+               is None for t in tasks):
+        return
+    if cluster_gpus > 0:
+        log.info("ray: device auto on a cluster with %g GPU(s): each fold asks for 1 GPU "
+                 "(resources.gpus_per_task=0 runs on CPUs)", cluster_gpus)
+    else:
+        log.info("ray: device auto on a cluster without GPUs: the folds run on CPUs")

@@ -66,7 +66,8 @@ class ResourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     cpus_per_task: float = Field(1, gt=0)
-    gpus_per_task: float = Field(0, ge=0)
+    gpus_per_task: float | None = Field(None, ge=0, description="default: 1 when device is "
+                                        "auto and the Ray cluster has GPUs, else 0")
 
 
 class TrackingConfig(BaseModel):

@@ -33,11 +33,19 @@ def base_config(config: Path | None, set_: list[str], labels: str | None,
     return raw
 
 
-def executor_options(executor: str, ray_address: str | None, ship_data: bool) -> dict[str, Any]:
-    """Options only the ray executor takes (checks that Ray is installed); refused with any
-    other executor."""
+def executor_options(executor: str, ray_address: str | None, ship_data: bool,
+                     devices: str | None = None,
+                     workers_per_device: int | None = None) -> dict[str, Any]:
+    """Options only the ray executor takes (checks that Ray is installed) and those only the
+    process executor takes (``--devices``: ``auto`` or a comma list such as
+    ``cuda:0,cuda:1``); each refused with any other executor."""
     from affectlab.errors import ConfigError
 
+    process = {k: v for k, v in (("devices", devices),
+                                 ("workers_per_device", workers_per_device)) if v is not None}
+    if process and executor != "process":
+        raise ConfigError("--devices" if devices is not None else "--workers-per-device",
+                          "applies only to --executor process")
     if executor == "ray":
         from affectlab.ray_executor import import_ray
 
@@ -46,7 +54,7 @@ def executor_options(executor: str, ray_address: str | None, ship_data: bool) ->
     if ray_address or ship_data:
         raise ConfigError("--ray-address" if ray_address else "--ship-data",
                           "applies only to --executor ray")
-    return {}
+    return process
 
 
 def resume_command(run_dir: Path | None, argv: list[str] | None = None) -> str:
@@ -81,6 +89,10 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         executor: str = typer.Option("local", help="local | process | ray"),
         workers: int = typer.Option(None, help="worker processes (process), or CPUs of the "
                                     "local Ray instance started without --ray-address"),
+        devices: str = typer.Option(None, help="process: pin the workers to CUDA devices, "
+                                    "auto | cuda:0,cuda:1 (one device per worker)"),
+        workers_per_device: int = typer.Option(None, help="process with --devices: workers "
+                                               "per device (default 1)"),
         ray_address: str = typer.Option(None, help="Ray cluster: auto | host:port (default: "
                                         "start a local instance)"),
         ship_data: bool = typer.Option(False, help="ray: send the WindowSet through Ray's "
@@ -109,7 +121,8 @@ def run(method: str = typer.Option(None, help="method name (affectlab list)"),
         summary, run_dir = run_experiment(cfg, out=out, overwrite=overwrite,
                                           progress=not as_json, executor=executor,
                                           workers=workers,
-                                          **executor_options(executor, ray_address, ship_data))
+                                          **executor_options(executor, ray_address, ship_data,
+                                                             devices, workers_per_device))
     except RunInterrupted as stop:
         interrupted(f"{stop}; resume with: {resume_command(stop.run_dir)}")
     except KeyboardInterrupt:

@@ -30,6 +30,10 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
           executor: str = typer.Option("local", help="local | process | ray"),
           workers: int = typer.Option(None, help="worker processes (process), or CPUs of the "
                                       "local Ray instance started without --ray-address"),
+          devices: str = typer.Option(None, help="process: pin the workers to CUDA devices, "
+                                      "auto | cuda:0,cuda:1 (one device per worker)"),
+          workers_per_device: int = typer.Option(None, help="process with --devices: workers "
+                                                 "per device (default 1)"),
           ray_address: str = typer.Option(None, help="Ray cluster: auto | host:port "
                                           "(default: start a local instance)"),
           ship_data: bool = typer.Option(False, help="ray: send each run's WindowSet through "
@@ -51,7 +55,8 @@ def sweep(method: str = typer.Option(None, help="method name (affectlab list)"),
     try:
         _, sweep_dir = run_sweep(raw, grid, out, executor=executor, workers=workers,
                                  rank_by=rank_by, progress=True,
-                                 **executor_options(executor, ray_address, ship_data))
+                                 **executor_options(executor, ray_address, ship_data,
+                                                    devices, workers_per_device))
     except SweepFailed as failed:
         typer.echo((failed.out / "sweep.md").read_text())
         raise
