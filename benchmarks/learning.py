@@ -3,12 +3,13 @@
 For every case below (a paper method under a protocol its paper was designed for) this runs the
 method with its ``default`` hyper-parameter preset and the two baselines, for every seed, on a
 synthetic copy written by ``affectlab synth`` (release nuisances on, ``--subjects`` subjects,
-``--difficulty``). Method and baselines get the same folds: the same protocol with the same seed
-over the same window grid. The baselines read what ``affectlab.methods.baseline_inputs`` says:
-the method's own data preset when it is made of features (UF-AMA, M2S, DHCM-CACL); for methods
-on raw windows or series (ME-MHACL, CLMER) the EEG differential entropy and peripheral statistics
-(``default`` preset; plus the AU means for CLMER, whose inputs include the face) of the same
-recordings, on the same window grid.
+``--difficulty``, trials of ``--seconds``: by default each dataset's shortened length, which leaves
+a self-supervised stage a fraction of the windows the releases' 60 s trials give). Method and
+baselines get the same folds: the same protocol with the same seed over the same window grid. The
+baselines read what ``affectlab.methods.baseline_inputs`` says: the method's own data preset when
+it is made of features (UF-AMA, M2S, DHCM-CACL); for methods on raw windows or series (ME-MHACL,
+CLMER) the EEG differential entropy and peripheral statistics (``default`` preset; plus the AU
+means for CLMER, whose inputs include the face) of the same recordings, on the same window grid.
 
 Writes ``benchmarks/results/learning.json`` (every fold of every seed) and ``learning.md`` (mean
 ± std over seeds of the per-seed mean balanced accuracy, and the per-seed values). A cross-modal
@@ -22,6 +23,7 @@ pre-training alone against the same architecture at its random initialisation (s
 
     python benchmarks/learning.py                          # every case, 3 seeds, 8 subjects
     python benchmarks/learning.py --methods uf_ama --seeds 0 --max-folds 2    # a quick look
+    python benchmarks/learning.py --methods dhcm_cacl --seconds 30 --out X.json  # longer trials
 """
 
 from __future__ import annotations
@@ -118,9 +120,12 @@ def aggregate(runs: list[dict]) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"Synthetic data (`affectlab synth`, {report['subjects']} subjects, difficulty "
-             f"`{report['difficulty']}`, release nuisances on); balanced accuracy, mean ± std "
-             f"over seeds {report['seeds']} of the mean over folds; `default` presets.", "",
+    length = report.get("seconds")
+    trials = "each dataset's shortened trials" if length is None else f"{length:g} s trials"
+    lines = [f"Synthetic data (`affectlab synth`, {report['subjects']} subjects, {trials}, "
+             f"difficulty `{report['difficulty']}`, release nuisances on); balanced accuracy, "
+             f"mean ± std over seeds {report['seeds']} of the mean over folds; `default` "
+             "presets.", "",
              "| case | method | logreg | mlp | chance | per-seed (method) |",
              "|---|---|---|---|---|---|"]
     for entry in report["results"]:
@@ -152,6 +157,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--difficulty", default="default", help="easy | default | hard")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="stimulus seconds per trial (default: each dataset's shortened "
+                             "length; the releases' trials are about 60 s)")
     parser.add_argument("--probe-seeds", default="0",
                         help="seeds of the linear probe ('' for none)")
     parser.add_argument("--max-folds", type=int, default=None,
@@ -164,10 +172,12 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     probe_seeds = [int(s) for s in args.probe_seeds.split(",") if s.strip()]
     cases = [c for c in CASES if args.methods == "all" or c.method in args.methods.split(",")]
-    folder = args.data / f"data-{args.subjects}-{args.difficulty}"
+    length = "" if args.seconds is None else f"-{args.seconds:g}s"
+    folder = args.data / f"data-{args.subjects}-{args.difficulty}{length}"
     needed = sorted({c.dataset for c in cases} - {p.name for p in folder.glob("*")})
     if needed:
-        synth(folder, needed, n_subjects=args.subjects, seed=0, difficulty=args.difficulty)
+        synth(folder, needed, n_subjects=args.subjects, seed=0, difficulty=args.difficulty,
+              seconds=args.seconds)
     results = []
     for case in cases:
         entry = {"case": case.name, "method": case.method, "dataset": case.dataset,
@@ -196,7 +206,8 @@ def report_of(args, seeds: list[int], probe_seeds: list[int], results: list[dict
               complete: bool) -> dict:
     """The JSON report; ``complete`` is False while cases are still to come."""
     return {"benchmark": "learning", "complete": complete, "subjects": args.subjects,
-            "difficulty": args.difficulty, "seeds": seeds, "probe_seeds": probe_seeds,
+            "difficulty": args.difficulty, "seconds": args.seconds, "seeds": seeds,
+            "probe_seeds": probe_seeds,
             "max_folds": args.max_folds, "method_preset": "default",
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(), "results": results}
