@@ -107,8 +107,8 @@ def run_mode(case: Mapping[str, str], root: Path, out: Path, cache: Path, execut
     load_before = os.getloadavg()
     start = time.perf_counter()
     results = affectlab.run(case["method"], case["dataset"], root, case["protocol"], out=out,
-                            executor=executor, workers=workers, executor_options=options,
-                            **config)
+                            overwrite=True, executor=executor, workers=workers,
+                            executor_options=options, **config)
     wall = time.perf_counter() - start
     folds = fold_results(results.run_dir)
     return {"wall_s": wall, "fold_seconds": {k: m["seconds"] for k, m in folds.items()},
