@@ -837,9 +837,9 @@ class DHCMCACL(Method):
                                     labelled=False)
                 steps = []
                 with torch.no_grad():
-                    for rows, idx in minibatch_pairs(len(data), 256, shuffle=False,
+                    for host, idx in minibatch_pairs(len(data), 256, shuffle=False,
                                                      device=self.device):
-                        x_e, x_f, mask = data.batch(idx, rows)
+                        x_e, x_f, mask = data.batch(idx, host)
                         f = torch.cat([f for f in encoder(x_e, x_f, mask)[:2] if f is not None],
                                       dim=-1)
                         steps.append(F.pad(f, (0, 0, 0, data.mask.shape[1] - mask.shape[1])))
