@@ -34,9 +34,15 @@ import torch
 
 from affectlab.losses.contrastive import nt_xent
 from affectlab.methods.base import create_method
-from affectlab.methods.me_mhacl import MEMHACL, GroupSampler, draw_split
+from affectlab.methods.me_mhacl import (
+    MEMHACL,
+    PAPER_DEAP_MODALITIES,
+    GroupSampler,
+    draw_split,
+)
 
-WIDTHS = {"eeg": 32, "gsr": 1, "resp": 1, "temp": 1}
+#: the paper preset's DEAP channels (Table III: 32 EEG + 4 peripheral = 36)
+WIDTHS = {name: 32 if name == "eeg" else 1 for name in PAPER_DEAP_MODALITIES}
 
 
 def naive_meiosis(signal: np.ndarray, q: int, perm: list[int], split: int) -> np.ndarray:
