@@ -107,12 +107,12 @@ Interpretation (ambiguities and deviations)
   without (``pretrain=False``, same architecture); 0.545 against 0.672 with the earlier
   choices; both arms overfit within a few epochs and the validation part picks a lucky
   epoch. On 30 s trials (6 windows per trial, 1200 training windows, validation on 2 whole
-  training subjects), same setting, the first 5 LOSO folds: 0.736, 0.816, 0.761, 0.688,
-  0.732 pre-trained (mean 0.747) against 0.581, 0.620, 0.848, 0.708, 0.788 without (mean
-  0.709): ahead on average and in 2 of the 5 folds, not yet a consistent gain. Fine-tuning
-  the encoders at a tenth of the fusion's learning rate (``encoder_lr=1e-4``, with or
-  without ``frozen_epochs=10``) brought the pre-trained arm to chance (0.503 on the first of
-  those folds).
+  training subjects), same setting, the first 7 LOSO folds: 0.736, 0.816, 0.761, 0.688,
+  0.732, 0.582, 0.725 pre-trained (mean 0.720) against 0.581, 0.620, 0.848, 0.708, 0.788,
+  0.500, 0.746 without (mean 0.684): ahead on average and in 3 of the 7 folds, not yet a
+  consistent gain. Fine-tuning the encoders at a tenth of the fusion's learning rate
+  (``encoder_lr=1e-4``, with or without ``frozen_epochs=10``) brought the pre-trained arm to
+  chance (0.503 on the first of those folds).
 * Fine-tuning recipe (not in the paper, which freezes the encoders): with
   ``encoder="finetune"``, ``frozen_epochs`` trains the fusion on frozen encoders (weights and
   BatchNorm statistics) before every parameter is trained, and ``encoder_lr`` gives the
