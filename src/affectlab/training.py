@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -153,6 +153,19 @@ class StepValues:
         """One step's values (tensors, kept detached; a plain number is kept as it is)."""
         self._steps.append({name: value.detach() if isinstance(value, torch.Tensor)
                             else float(value) for name, value in values.items()})
+
+    def weighted(self, name: str, weights: Sequence[float]) -> list[float]:
+        """``value_k * weight_k`` of every step that logged ``name`` (e.g. a batch's mean loss
+        times its size), in step order; one transfer, as :meth:`read`."""
+        return [value * weight
+                for value, weight in zip(self.read().get(name, []), weights, strict=True)]
+
+    def weighted_sum(self, name: str, weights: Sequence[float]) -> float:
+        """The sum of :meth:`weighted`, added on the host in step order."""
+        total = 0.0
+        for product in self.weighted(name, weights):
+            total += product
+        return total
 
     def read(self) -> dict[str, list[float]]:
         """Per name, the value of every step that logged it, in order; ``{}`` before any."""

@@ -953,8 +953,7 @@ class CLMER(Method):
                 optimiser.step()
                 losses.add(loss=loss)
                 sizes.append(len(idx))
-            read = losses.read().get("loss", [])
-            train_loss = float(np.sum([v * n for v, n in zip(read, sizes, strict=True)]) / len(y))
+            train_loss = float(np.sum(losses.weighted("loss", sizes)) / len(y))
             monitor = train_loss if val_data is None else float(
                 F.cross_entropy(self._logits(val_data[0]), val_data[1]))
             scheduler.step(monitor)

@@ -876,7 +876,8 @@ class DHCMCACL(Method):
                 optimiser.step()
                 losses.add(loss=loss)
                 sizes.append(len(idx))
-            self.history_["pretrain"].append(_weighted_sum(losses, sizes) / max(sum(sizes), 1))
+            self.history_["pretrain"].append(losses.weighted_sum("loss", sizes)
+                                             / max(sum(sizes), 1))
             self.report_epoch(epoch, n_total, pretrain_loss=self.history_["pretrain"][-1])
 
     def finetune_loss(self, x_e: torch.Tensor, x_f: torch.Tensor, mask: torch.Tensor,
@@ -922,7 +923,7 @@ class DHCMCACL(Method):
                 losses.add(loss=loss)
                 sizes.append(len(idx))
             scheduler.step()
-            self.history_["finetune"].append(_weighted_sum(losses, sizes) / len(data))
+            self.history_["finetune"].append(losses.weighted_sum("loss", sizes) / len(data))
             logs = {"loss": self.history_["finetune"][-1]}
             if val is not None:
                 logs["val_loss"] = self._val_loss(val)
@@ -993,11 +994,3 @@ class DHCMCACL(Method):
                            for k, m in enumerate(self.modalities)})
         return Predictions(probs / probs.sum(axis=1, keepdims=True), uncertainty, embeddings,
                            extras=extras)
-
-
-def _weighted_sum(losses: StepValues, sizes: list[int]) -> float:
-    """``sum_k loss_k * size_k`` over an epoch's steps, summed on the host in step order."""
-    total = 0.0
-    for value, size in zip(losses.read().get("loss", []), sizes, strict=True):
-        total += value * size
-    return total

@@ -862,7 +862,7 @@ class M2S(Method):
         starts = list(range(0, len(seq), cfg.batch_size))
         if len(starts) > 1 and len(seq) - starts[-1] < 2:
             starts.pop()                                  # no batch of one sequence
-        total, losses, sizes = 0.0, StepValues(), []
+        losses, sizes = StepValues(), []
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else len(seq)
             idx = seq[start:stop]
@@ -872,9 +872,7 @@ class M2S(Method):
                 terms = net.losses(batch, z, z_ei, self.clubs_, m, skip=("club",))
                 losses.add(loss=net.total(terms))
                 sizes.append(len(idx))
-        for value, size in zip(losses.read().get("loss", []), sizes, strict=True):
-            total += value * size
-        return total / max(sum(sizes), 1)
+        return losses.weighted_sum("loss", sizes) / max(sum(sizes), 1)
 
     @torch.no_grad()
     def _centers(self, data: dict[str, torch.Tensor], seq: torch.Tensor
